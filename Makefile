@@ -1,0 +1,31 @@
+# Two commands: `make run` (everything, with demo data) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt | sha1sum | cut -c1-12)
+
+.PHONY: install run test bench lint messages
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --disable-pip-version-check -q -r requirements.txt
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m portal.run
+
+test: install
+	$(PY) -m pytest
+
+bench: install
+	$(PY) -m bench all --small
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+messages: install
+	$(PY) manage.py makemessages -l zh_Hans -l en --ignore=.venv
+	$(PY) manage.py compilemessages --ignore=.venv

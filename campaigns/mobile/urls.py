@@ -1,0 +1,12 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from campaigns.mobile import views
+
+app_name = "mobile"
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(template_name="mobile/login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(next_page="mobile:login"), name="logout"),
+    path("staff/<int:pk>/", views.staff_detail, name="staff"),
+]

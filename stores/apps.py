@@ -1,0 +1,22 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+from django.utils.translation import gettext_lazy as _
+
+
+def _sync_role_groups(sender, **kwargs):
+    # Like Django's own permission creation: keep role groups matching the declared permissions.
+    from stores.services.access import role_groups_sync
+
+    role_groups_sync()
+
+
+class StoresConfig(AppConfig):
+    name = "stores"
+    verbose_name = _("组织与门店")
+
+    def ready(self) -> None:
+        from portal.dashboard import Panel, panel_register
+        from stores.dashboard import org_panel
+
+        panel_register(Panel(key="org", title=_("组织"), order=10, build=org_panel))
+        post_migrate.connect(_sync_role_groups, sender=self)

@@ -1,0 +1,28 @@
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from stores.services.demo import DEMO_PASSWORD, OrgSize, org_build
+
+
+class Command(BaseCommand):
+    help = "Create the demo organisation (set-based; running it again changes nothing)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--areas", type=int, default=3)
+        parser.add_argument("--franchisees", type=int, default=2)
+        parser.add_argument("--stores", type=int, default=30)
+        parser.add_argument("--staff", type=int, default=150)
+        parser.add_argument("--admin-password", default="admin")
+
+    def handle(self, *args, **opts):
+        built = org_build(size=OrgSize(areas=opts["areas"], franchisees=opts["franchisees"], stores=opts["stores"],
+                                       staff=opts["staff"]))
+        user_model = get_user_model()
+        if not user_model.objects.filter(username="admin").exists():
+            user_model.objects.create_superuser("admin", "admin@example.com", opts["admin_password"],
+                                                display_name="总部管理员")
+        self.stdout.write(self.style.SUCCESS(
+            f"demo organisation: {built.regions} regions, {built.franchisees} franchisees, {built.stores} stores, "
+            f"{built.staff} staff"))
+        self.stdout.write(f"logins: admin / {opts['admin_password']} (superuser); hq_operator, hq_finance, "
+                          f"region_east, franchisee_fr001, manager_s0001, staff_s0001 / {DEMO_PASSWORD}")

@@ -1,0 +1,156 @@
+"""Scoping: one mechanism deciding which rows a user may see and change.
+
+Every scoped model's manager is a ``ScopedQuerySet``; ``Model.objects.for_user(user)`` is the
+only way the admin, the API, exports and the mobile page read scoped rows. ``user_scope``
+is computed once per user object (request) from the user's ``Access`` role.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.apps import apps
+from django.db import connection, models
+from django.db.models import Q
+
+
+class ScopeKind(models.TextChoices):
+    ALL = "all"  # HQ roles and superusers
+    REGIONS = "regions"  # region manager: the stores of their regions and sub-regions
+    FRANCHISEE = "franchisee"  # franchisee owner: all its stores
+    STORE = "store"  # store manager: one store
+    SELF = "self"  # store staff: one store, and only their own customers and work
+    NONE = "none"  # logged in but given no role: sees nothing
+
+
+@dataclass(frozen=True)
+class UserScope:
+    kind: str
+    region_ids: frozenset[int] = field(default_factory=frozenset)
+    franchisee_id: int | None = None
+    store_id: int | None = None
+    staff_id: int | None = None
+
+    @property
+    def is_hq(self) -> bool:
+        return self.kind == ScopeKind.ALL
+
+    def store_q(self) -> Q:
+        """Filter on Store selecting the stores this scope covers."""
+        if self.kind == ScopeKind.ALL:
+            return Q()
+        if self.kind == ScopeKind.REGIONS:
+            return Q(region_id__in=self.region_ids)
+        if self.kind == ScopeKind.FRANCHISEE:
+            return Q(franchisee_id=self.franchisee_id)
+        if self.kind in (ScopeKind.STORE, ScopeKind.SELF) and self.store_id:
+            return Q(pk=self.store_id)
+        return Q(pk__in=[])
+
+    def store_ids(self) -> models.QuerySet:
+        """A subquery of the covered store ids (stays inside SQL, never a Python list)."""
+        return apps.get_model("stores", "Store").objects.filter(self.store_q()).values("pk")
+
+
+NO_SCOPE = UserScope(kind=ScopeKind.NONE)
+HQ_SCOPE = UserScope(kind=ScopeKind.ALL)
+
+REGION_DESCENDANTS_SQL = """
+WITH RECURSIVE tree(id) AS (
+    SELECT id FROM stores_region WHERE id = ANY(%s)
+    UNION
+    SELECT r.id FROM stores_region r JOIN tree t ON r.parent_id = t.id
+)
+SELECT id FROM tree
+"""
+
+
+def region_ids_with_descendants(*, region_ids: list[int]) -> frozenset[int]:
+    if not region_ids:
+        return frozenset()
+    with connection.cursor() as cursor:
+        cursor.execute(REGION_DESCENDANTS_SQL, [list(region_ids)])
+        return frozenset(row[0] for row in cursor.fetchall())
+
+
+def user_scope(user) -> UserScope:
+    """The scope of a user, cached on the user object for the rest of the request."""
+    cached = getattr(user, "_xiaoer_scope", None)
+    if cached is not None:
+        return cached
+    scope = _scope_compute(user)
+    if user is not None and getattr(user, "pk", None):
+        user._xiaoer_scope = scope
+    return scope
+
+
+def _scope_compute(user) -> UserScope:
+    if user is None or not user.is_authenticated or not user.is_active:
+        return NO_SCOPE
+    if user.is_superuser:
+        return HQ_SCOPE
+    access_model = apps.get_model("stores", "Access")
+    access = access_model.objects.filter(user=user).first()
+    if access is None:
+        return NO_SCOPE
+    return access.scope()
+
+
+class ScopedQuerySet(models.QuerySet):
+    """Base queryset of every scoped model. Subclasses say how the model reaches a store."""
+
+    scope_store_field: str = "store"  # lookup from this model to Store's pk
+    scope_staff_field: str | None = None  # lookup to Staff's pk, for the SELF scope
+
+    def for_user(self, user) -> ScopedQuerySet:
+        return self.for_scope(user_scope(user))
+
+    def for_scope(self, scope: UserScope) -> ScopedQuerySet:
+        if scope.is_hq:
+            return self
+        if scope.kind == ScopeKind.NONE:
+            return self.none()
+        if scope.kind == ScopeKind.SELF and self.scope_staff_field:
+            return self.filter(**{self.scope_staff_field: scope.staff_id})
+        return self.filter(**{f"{self.scope_store_field}__in": scope.store_ids()})
+
+
+class StoreQuerySet(ScopedQuerySet):
+    scope_store_field = "pk"
+
+    def open(self):
+        return self.filter(status="open")
+
+
+class RegionQuerySet(ScopedQuerySet):
+    def for_scope(self, scope: UserScope) -> RegionQuerySet:
+        if scope.is_hq:
+            return self
+        if scope.kind == ScopeKind.REGIONS:
+            return self.filter(pk__in=scope.region_ids)
+        store_model = apps.get_model("stores", "Store")
+        return self.filter(pk__in=store_model.objects.filter(scope.store_q()).values("region_id"))
+
+
+class FranchiseeQuerySet(ScopedQuerySet):
+    def for_scope(self, scope: UserScope) -> FranchiseeQuerySet:
+        if scope.is_hq:
+            return self
+        if scope.kind == ScopeKind.FRANCHISEE:
+            return self.filter(pk=scope.franchisee_id)
+        store_model = apps.get_model("stores", "Store")
+        return self.filter(pk__in=store_model.objects.filter(scope.store_q()).values("franchisee_id"))
+
+
+class OwnRowsQuerySet(ScopedQuerySet):
+    """Rows that belong to a user (access, API tokens): HQ sees all, others their own."""
+
+    scope_user_field = "user"
+
+    def for_user(self, user) -> OwnRowsQuerySet:
+        if user_scope(user).is_hq:
+            return self
+        return self.filter(**{self.scope_user_field: user.pk}) if user and user.pk else self.none()
+
+    def for_scope(self, scope: UserScope) -> OwnRowsQuerySet:
+        return self if scope.is_hq else self.none()

@@ -1,0 +1,115 @@
+"""Granting roles, keeping role groups in sync, and issuing integration API tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from portal.audit import audit_record
+from stores.models import Access, ApiToken, Franchisee, Region, Role, Staff, Store
+from stores.models.access import HQ_ROLES, api_key_hash
+from stores.roles import ROLE_GROUP_NAMES, ROLE_PERMISSIONS
+
+
+class AccessError(ValueError):
+    pass
+
+
+def role_groups_sync() -> int:
+    """Create one group per role holding exactly the declared permissions. Idempotent."""
+    for role, group_name in ROLE_GROUP_NAMES.items():
+        group, _created = Group.objects.get_or_create(name=group_name)
+        wanted = ROLE_PERMISSIONS.get(role, set())
+        q = Q(pk__in=[])
+        for perm in wanted:
+            app_label, codename = perm.split(".", 1)
+            q |= Q(content_type__app_label=app_label, codename=codename)
+        group.permissions.set(Permission.objects.filter(q))
+    return len(ROLE_GROUP_NAMES)
+
+
+def access_validate(*, role: str, regions, franchisee, store, staff) -> None:
+    if role not in Role.values:
+        raise AccessError(_("未知角色：%(role)s") % {"role": role})
+    if role == Role.REGION_MANAGER and not regions:
+        raise AccessError(_("区域经理至少要管辖一个区域"))
+    if role == Role.FRANCHISEE_OWNER and franchisee is None:
+        raise AccessError(_("加盟商角色必须指定加盟商"))
+    if role in (Role.STORE_MANAGER, Role.STORE_STAFF) and store is None:
+        raise AccessError(_("店长和店员必须指定门店"))
+    if role == Role.STORE_STAFF and staff is None:
+        raise AccessError(_("店员必须关联一名员工"))
+    if staff is not None and store is not None and staff.store_id != store.pk:
+        raise AccessError(_("关联员工不属于所选门店"))
+
+
+@transaction.atomic
+def access_grant(
+    *,
+    user,
+    role: str,
+    regions: list[Region] | None = None,
+    franchisee: Franchisee | None = None,
+    store: Store | None = None,
+    staff: Staff | None = None,
+    by=None,
+) -> Access:
+    """Give ``user`` a role and scope; they may log in to the admin unless they are store staff."""
+    regions = list(regions or [])
+    access_validate(role=role, regions=regions, franchisee=franchisee, store=store, staff=staff)
+    access, _created = Access.objects.update_or_create(
+        user=user,
+        defaults={"role": role, "franchisee": franchisee if role == Role.FRANCHISEE_OWNER else None,
+                  "store": store, "staff": staff},
+    )
+    access.regions.set(regions if role == Role.REGION_MANAGER else [])
+    user.groups.set(Group.objects.filter(name=ROLE_GROUP_NAMES[Role(role)]))
+    user.is_staff = role != Role.STORE_STAFF
+    user.save(update_fields=["is_staff"])
+    user.__dict__.pop("_xiaoer_scope", None)
+    audit_record(action="access.grant", target_type="portal.user", target_ids=[user.pk], by=by,
+                 detail={"role": role})
+    return access
+
+
+def access_is_hq(*, user) -> bool:
+    return bool(user.is_superuser or Access.objects.filter(user=user, role__in=HQ_ROLES).exists())
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: ApiToken
+    key: str  # shown once; only the hash is kept
+
+
+def api_token_issue(*, name: str, user, by=None) -> IssuedToken:
+    key = ApiToken.key_generate()
+    token = ApiToken.objects.create(name=name, user=user, prefix=key[:8], key_hash=api_key_hash(key))
+    audit_record(action="api_token.issue", target_type="stores.apitoken", target_ids=[token.pk], by=by)
+    return IssuedToken(token=token, key=key)
+
+
+def api_token_revoke(*, tokens, by=None) -> int:
+    ids = list(tokens.filter(revoked_at__isnull=True).values_list("pk", flat=True))
+    ApiToken.objects.filter(pk__in=ids).update(revoked_at=timezone.now())
+    audit_record(action="api_token.revoke", target_type="stores.apitoken", target_ids=ids, by=by)
+    return len(ids)
+
+
+def api_token_authenticate(*, key: str) -> ApiToken | None:
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(key_hash=api_key_hash(key), revoked_at__isnull=True, user__is_active=True)
+        .first()
+    )
+    if token is not None:
+        # At most one write a minute per token: integrations call often.
+        now = timezone.now()
+        if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token
