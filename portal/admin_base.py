@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.admin.filters import RelatedFieldListFilter
+from django.contrib.admin.utils import get_fields_from_path
 from django.http import Http404
 
 from portal.pagination import EstimatedCountPaginator
@@ -50,9 +51,9 @@ class ScopedAdmin(admin.ModelAdmin):
     def get_list_filter(self, request):
         filters = []
         for item in super().get_list_filter(request):
-            if isinstance(item, str) and "__" not in item:
-                field = self.model._meta.get_field(item)
-                if field.is_relation and field.many_to_one:
+            if isinstance(item, str):
+                field = get_fields_from_path(self.model, item)[-1]
+                if field.is_relation and (field.many_to_one or field.many_to_many):
                     item = (item, ScopedRelatedFieldListFilter)
             filters.append(item)
         return filters

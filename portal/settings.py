@@ -208,3 +208,7 @@ SPECTACULAR_SETTINGS.update({
     "REDOC_DIST": "SIDECAR",
 })
 LOGIN_URL = "mobile:login"
+
+if env_bool("XIAOER_FAST_PASSWORD_HASHER", False):  # tests only: PBKDF2 would dominate the suite's time
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+AXES_VERBOSE = env_bool("AXES_VERBOSE", False)

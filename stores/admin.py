@@ -23,6 +23,7 @@ class ScopedImportExportAdmin(ImportExportMixin, ScopedAdmin):
 @admin.register(Region)
 class RegionAdmin(ScopedAdmin):
     list_display = ("code", "name", "level", "parent", "store_count")
+    ordering = ("code",)
     list_filter = ("level",)
     search_fields = ("name", "code")
     list_select_related = ("parent",)
@@ -42,6 +43,7 @@ class FranchiseeAdmin(ScopedAdmin):
                     "store_count")
     list_filter = ("status",)
     search_fields = ("name", "code", "contact_name")
+    ordering = ("code",)
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_store_count=Count("stores"))
@@ -57,6 +59,7 @@ class StoreAdmin(ScopedImportExportAdmin):
     list_display = ("code", "name", "city", "kind", "franchisee", "region", "status", "opened_on", "active_staff")
     list_filter = ("status", "kind", "region", "franchisee")
     search_fields = ("name", "code", "city")
+    ordering = ("code",)
     list_select_related = ("region", "franchisee")
     autocomplete_fields = ("region", "franchisee")
     actions = ("close_selected", "reopen_selected")

