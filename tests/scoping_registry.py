@@ -7,8 +7,8 @@ GLOBAL with the reason it needs no scoping. tests/test_scoping_matrix.py fails o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from stores.models import Access, ApiToken, Franchisee, Region, Role, Staff, Store
 from stores.services.access import access_grant, api_token_issue
