@@ -31,7 +31,7 @@ INSTALLED_APPS = [
     "import_export",
     "axes",
     "portal.apps.PortalConfig",
-    "portal.wecom",
+    "portal.wecom.apps.WeComConfig",
     "stores",
     "materials",
     "customers",

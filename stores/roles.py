@@ -43,3 +43,14 @@ def _declare_stores_permissions() -> None:
 
 
 _declare_stores_permissions()
+
+
+def _declare_wecom_permissions() -> None:
+    for model in ("wecomcall", "syncrun"):
+        for role in (Role.HQ_ADMIN, Role.HQ_OPERATOR):
+            role_permissions_extend(role=role, app_label="wecom", model=model, actions=READ)
+    role_permissions_extend(role=Role.HQ_ADMIN, app_label="wecom", model="callbackevent", actions=("view", "change"))
+    role_permissions_extend(role=Role.HQ_OPERATOR, app_label="wecom", model="callbackevent", actions=READ)
+
+
+_declare_wecom_permissions()

@@ -51,4 +51,7 @@ GLOBAL: dict[str, str] = {
     "portal.User": "logins are managed by HQ admins only (permission); a user's rows are scoped via Access",
     "portal.AuditEvent": "read-only, HQ admins only (permission)",
     "portal.BeatHeartbeat": "a single technical row, HQ admins only",
+    "wecom.WeComCall": "technical log of outbound calls, HQ roles only (permission)",
+    "wecom.CallbackEvent": "technical inbox of callbacks, HQ roles only (permission)",
+    "wecom.SyncRun": "technical sync log, HQ roles only (permission)",
 }

@@ -35,3 +35,12 @@ class WeComClient(WeChatClient):
             url=f"{self.API_BASE_URL}gettoken",
             params={"corpid": self.corp_id, "corpsecret": self.secret},
         )
+
+    def _fetch_access_token(self, url, params):
+        # wechatpy fetches the token without a timeout; a hung gettoken must not hang a worker.
+        original_get = self._http.get
+        self._http.get = lambda *args, **kwargs: original_get(*args, timeout=self.timeout, **kwargs)
+        try:
+            return super()._fetch_access_token(url, params)
+        finally:
+            self._http.get = original_get

@@ -170,6 +170,10 @@ class Staff(models.Model):
     joined_on = models.DateField(_("入职日期"), null=True, blank=True)
     departed_at = models.DateTimeField(_("离职时间"), null=True, blank=True)
     customer_count = models.PositiveIntegerField(_("客户数"), default=0)
+    inheritance_pending = models.BooleanField(
+        _("待分配客户"), default=False, help_text=_("已离职，名下客户尚待离职继承")
+    )
+    wecom_synced_at = models.DateTimeField(_("最近同步"), null=True, blank=True)
 
     objects = StaffQuerySet.as_manager()
 
@@ -193,6 +197,8 @@ class Staff(models.Model):
             upper_trigram_index("name", "staff_name_trgm"),
             models.Index(fields=["store", "status"], name="staff_store_status"),
             models.Index(fields=["mobile"], name="staff_mobile"),
+            models.Index(fields=["departed_at"], name="staff_inheritance_pending",
+                         condition=Q(inheritance_pending=True)),
         ]
 
     def __str__(self) -> str:

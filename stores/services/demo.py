@@ -92,15 +92,16 @@ def _stores_build(count: int, cities: list[Region], franchisees: list[Franchisee
 
 
 def _staff_build(count: int, stores: list[Store]) -> int:
-    per_store = max(1, count // max(1, len(stores)))
+    base, extra = divmod(count, max(1, len(stores)))
     rows = []
     for n, store in enumerate(stores):
-        for k in range(per_store):
+        for k in range(max(1, base + (1 if n < extra else 0))):
+            serial = len(rows)
             rows.append(Staff(
                 userid=f"{store.code.lower()}{'m' if k == 0 else f'g{k:02d}'}",
-                name=_person_name(n * per_store + k), store=store,
+                name=_person_name(serial), store=store,
                 position=Staff.Position.STORE_MANAGER if k == 0 else Staff.Position.GUIDE,
-                mobile=f"139{(n * per_store + k):08d}", joined_on=date(2023, 1, 1),
+                mobile=f"139{serial:08d}", joined_on=date(2023, 1, 1),
             ))
     Staff.objects.bulk_create(rows, ignore_conflicts=True, batch_size=5000)
     return len(rows)

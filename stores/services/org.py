@@ -53,6 +53,7 @@ def staff_depart(*, staff: QuerySet[Staff], at=None, by=None) -> int:
     """Mark members departed (their customers then await inheritance). Idempotent."""
     at = at or timezone.now()
     ids = list(staff.filter(status=Staff.Status.ACTIVE).values_list("pk", flat=True))
-    departed = Staff.objects.filter(pk__in=ids).update(status=Staff.Status.DEPARTED, departed_at=at)
+    departed = Staff.objects.filter(pk__in=ids).update(status=Staff.Status.DEPARTED, departed_at=at,
+                                                       inheritance_pending=True)
     audit_record(action="staff.depart", target_type="stores.staff", target_ids=ids, by=by)
     return departed

@@ -1,0 +1,39 @@
+"""python -m bench NAME --scale N   |   python -m bench all --small"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench.harness import django_setup
+
+SMALL = {"org": 200, "scoped_lists": 200}
+FULL = {"org": 4000, "scoped_lists": 4000}
+
+
+def _benches():
+    from bench import org
+
+    return {"org": org.bench_org, "scoped_lists": org.bench_scoped_lists}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("name", help="a benchmark name, or 'all'")
+    parser.add_argument("--scale", type=int, help="size (stores for org benchmarks)")
+    parser.add_argument("--small", action="store_true", help="the small scale used by `make bench`")
+    args = parser.parse_args(argv)
+    django_setup()
+    benches = _benches()
+    names = list(benches) if args.name == "all" else [args.name]
+    for name in names:
+        if name not in benches:
+            parser.error(f"unknown benchmark {name!r}; choose from {', '.join(benches)}")
+        scale = args.scale or (SMALL if args.small else FULL)[name]
+        print(f"== {name} scale={scale}", flush=True)
+        print(benches[name](scale=scale), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""The benchmark harness: a separate database, timing helpers and the RESULT line.
+
+Every benchmark measures the set-based way *and* the naive baseline in the same run and ends
+with exactly one line:  RESULT bench=NAME value=… unit=… baseline=… ratio=…
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+
+def django_setup(database: str = "xiaoer_bench") -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    os.environ.setdefault("XIAOER_DB_NAME", database)
+    os.environ.setdefault("DJANGO_SSL_REDIRECT", "0")
+    os.environ.setdefault("DJANGO_SECURE_COOKIES", "0")
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+def tables_truncate(*tables: str) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+
+
+@dataclass
+class Timer:
+    seconds: float = 0.0
+
+
+@contextmanager
+def timed():
+    timer = Timer()
+    start = time.perf_counter()
+    try:
+        yield timer
+    finally:
+        timer.seconds = time.perf_counter() - start
+
+
+def p95(samples: list[float]) -> float:
+    if len(samples) < 2:
+        return samples[0]
+    return statistics.quantiles(samples, n=20, method="inclusive")[18]
+
+
+def result_line(*, bench: str, value: float, unit: str, baseline: float) -> str:
+    ratio = baseline / value if value else float("inf")
+    return f"RESULT bench={bench} value={value:.4g} unit={unit} baseline={baseline:.4g} ratio={ratio:.1f}"

@@ -1,0 +1,146 @@
+"""The WeCom gateway: every call to WeCom goes through ``wecom_call``.
+
+It adds what wechatpy lacks: a rate limiter shared by all processes (Redis), retries with
+exponential backoff and jitter on rate limits (45009/45033), system busy (-1), HTTP 5xx and
+network errors, explicit timeouts, and a record of each call (``WeComCall``). wechatpy itself
+re-fetches the token on 40001/40014/42001; the token is shared through Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import redis
+import requests
+from django.conf import settings
+from wechatpy.exceptions import WeChatClientException
+from wechatpy.session.redisstorage import RedisStorage
+
+from portal.wecom.client import WeComClient
+
+RETRYABLE_ERRCODES = {45009, 45033, -1}
+RATE_LIMIT_ERRCODES = {45009, 45033}
+
+
+class WeComError(Exception):
+    def __init__(self, *, endpoint: str, errcode: int | None, errmsg: str):
+        self.endpoint, self.errcode, self.errmsg = endpoint, errcode, errmsg
+        super().__init__(f"企业微信接口 {endpoint} 返回错误 {errcode}: {errmsg}")
+
+
+class WeComRateLimited(WeComError):
+    """Still rate limited after the retries: a Celery task should retry later."""
+
+
+class WeComUnavailable(WeComError):
+    """Network errors, timeouts or HTTP 5xx after the retries."""
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    base_url: str
+    corp_id: str
+    secret: str
+    contact_secret: str
+    timeout: float
+    max_attempts: int
+    backoff_base: float
+    per_minute_limit: int
+
+
+def gateway_config() -> GatewayConfig:
+    return GatewayConfig(
+        base_url=settings.WECOM_BASE_URL, corp_id=settings.WECOM_CORP_ID, secret=settings.WECOM_SECRET,
+        contact_secret=settings.WECOM_CONTACT_SECRET or settings.WECOM_SECRET, timeout=settings.WECOM_TIMEOUT,
+        max_attempts=getattr(settings, "WECOM_MAX_ATTEMPTS", 5),
+        backoff_base=getattr(settings, "WECOM_BACKOFF_SECONDS", 0.5),
+        per_minute_limit=getattr(settings, "WECOM_RATE_PER_MINUTE", 6000),
+    )
+
+
+@lru_cache(maxsize=1)
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+def wecom_client(*, secret_kind: str = "app") -> WeComClient:
+    """A client for the app secret or the address-book/contact secret, its token shared via Redis."""
+    config = gateway_config()
+    secret = config.contact_secret if secret_kind == "contact" else config.secret
+    return WeComClient(config.corp_id, secret, base_url=config.base_url, timeout=config.timeout,
+                       session=RedisStorage(_redis(), prefix="xiaoer:wecom"))
+
+
+def _rate_limit_wait(endpoint: str, per_minute: int) -> None:
+    """A fixed-window limiter per endpoint in Redis, shared by every process: stay under WeCom's quota."""
+    while True:
+        window = int(time.time() // 60)
+        key = f"xiaoer:wecom:rate:{endpoint}:{window}"
+        pipe = _redis().pipeline()
+        pipe.incr(key)
+        pipe.expire(key, 120)
+        count, _ = pipe.execute()
+        if count <= per_minute:
+            return
+        time.sleep(max(0.05, 60 - time.time() % 60))
+
+
+def _summary(params: dict | None, data: Any) -> str:
+    text = json.dumps({"params": params or {}, "data": data}, ensure_ascii=False, default=str)
+    return text[:1000]
+
+
+def _record(*, endpoint: str, caller: str, errcode: int | None, errmsg: str, attempts: int, started: float,
+            params, data) -> None:
+    from portal.wecom.models import WeComCall
+
+    WeComCall.objects.create(endpoint=endpoint, caller=caller[:96], errcode=errcode, errmsg=(errmsg or "")[:255],
+                             attempts=attempts, duration_ms=int((time.perf_counter() - started) * 1000),
+                             request_summary=_summary(params, data))
+
+
+def _backoff(attempt: int, base: float) -> float:
+    return base * (2 ** (attempt - 1)) * (0.5 + random.random())
+
+
+def wecom_call(endpoint: str, *, method: str = "post", params: dict | None = None, data: Any = None,
+               caller: str = "", secret_kind: str = "app", client: WeComClient | None = None) -> dict:
+    """Call ``endpoint`` (e.g. "externalcontact/transfer_customer"); returns WeCom's JSON or raises."""
+    config = gateway_config()
+    client = client or wecom_client(secret_kind=secret_kind)
+    started = time.perf_counter()
+    errcode: int | None = None
+    errmsg = ""
+    for attempt in range(1, config.max_attempts + 1):
+        _rate_limit_wait(endpoint, config.per_minute_limit)
+        try:
+            kwargs: dict[str, Any] = {"params": dict(params or {})}
+            if data is not None:
+                kwargs["data"] = data
+            result = client.get(endpoint, **kwargs) if method == "get" else client.post(endpoint, **kwargs)
+            _record(endpoint=endpoint, caller=caller, errcode=0, errmsg="ok", attempts=attempt, started=started,
+                    params=params, data=data)
+            return result
+        except WeChatClientException as exc:
+            errcode, errmsg = exc.errcode, str(exc.errmsg or "")
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+            retryable = errcode in RETRYABLE_ERRCODES or (errcode is None and (status or 500) >= 500)
+            if errcode is None:
+                errmsg = f"HTTP {status}"
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            errcode, errmsg, retryable = None, f"{type(exc).__name__}: {exc}"[:255], True
+        if not retryable or attempt == config.max_attempts:
+            break
+        time.sleep(_backoff(attempt, config.backoff_base))
+    _record(endpoint=endpoint, caller=caller, errcode=errcode if errcode is not None else -999, errmsg=errmsg,
+            attempts=attempt, started=started, params=params, data=data)
+    if errcode in RATE_LIMIT_ERRCODES:
+        raise WeComRateLimited(endpoint=endpoint, errcode=errcode, errmsg=errmsg)
+    if errcode is None or errcode == -1:
+        raise WeComUnavailable(endpoint=endpoint, errcode=errcode, errmsg=errmsg)
+    raise WeComError(endpoint=endpoint, errcode=errcode, errmsg=errmsg)

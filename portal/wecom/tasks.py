@@ -1,0 +1,29 @@
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from portal.tasks import xiaoer_task
+from portal.wecom.events import callback_event_process, callback_events_due
+
+
+@xiaoer_task()
+def callback_process_task(*, event_id: int, force: bool = False) -> str:
+    return callback_event_process(event_id=event_id, force=force)
+
+
+@xiaoer_task()
+def callbacks_requeue_task() -> int:
+    due = callback_events_due()
+    for event_id in due:
+        callback_process_task.apply_async(kwargs={"event_id": event_id})
+    return len(due)
+
+
+@xiaoer_task()
+def calls_purge_task() -> int:
+    from portal.wecom.models import WeComCall
+
+    cutoff = timezone.now() - timedelta(days=getattr(settings, "WECOM_CALL_LOG_DAYS", 14))
+    deleted, _ = WeComCall.objects.filter(at__lt=cutoff).delete()
+    return deleted
