@@ -126,7 +126,8 @@ def addressbook_sync_full(*, force: bool = False) -> SyncRun:
         present = [m.userid for m in members if m.active]
         active_now = Staff.objects.active().count()
         if not force and active_now and len(present) < active_now * SAFETY_MIN_SHARE:
-            message = _("企业微信只返回了 %(got)d 名在职成员（系统中有 %(have)d 名），为防误判离职已中止；确认无误后可强制同步")
+            message = _("企业微信只返回了 %(got)d 名在职成员（系统中有 %(have)d 名），"
+                        "为防误判离职已中止；确认无误后可强制同步")
             raise AddressBookSyncError(message % {"got": len(present), "have": active_now})
         with transaction.atomic():
             created, updated = staff_upsert_members(members=members)
