@@ -7,14 +7,14 @@ import sys
 
 from bench.harness import django_setup
 
-SMALL = {"org": 200, "scoped_lists": 200}
-FULL = {"org": 4000, "scoped_lists": 4000}
+SMALL = {"org": 200, "scoped_lists": 200, "callbacks": 1000}
+FULL = {"org": 4000, "scoped_lists": 4000, "callbacks": 10000}
 
 
 def _benches():
-    from bench import org
+    from bench import callbacks, org
 
-    return {"org": org.bench_org, "scoped_lists": org.bench_scoped_lists}
+    return {"org": org.bench_org, "scoped_lists": org.bench_scoped_lists, "callbacks": callbacks.bench_callbacks}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ with exactly one line:  RESULT bench=NAME value=… unit=… baseline=… ratio=
 
 from __future__ import annotations
 
+import atexit
 import os
 import statistics
 import time
@@ -18,6 +19,13 @@ def django_setup(database: str = "xiaoer_bench") -> None:
     os.environ.setdefault("XIAOER_DB_NAME", database)
     os.environ.setdefault("DJANGO_SSL_REDIRECT", "0")
     os.environ.setdefault("DJANGO_SECURE_COOKIES", "0")
+    if "CELERY_BROKER_URL" not in os.environ:
+        from portal.embedded import free_port, redis_start, redis_stop
+
+        port = free_port()
+        server = redis_start(port=port, db_file=__import__("pathlib").Path(f"/tmp/xiaoer-bench-redis-{port}.db"))
+        os.environ["CELERY_BROKER_URL"] = os.environ["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+        atexit.register(redis_stop, server)
     import django
     from django.core.management import call_command
 
@@ -53,6 +61,10 @@ def p95(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=20, method="inclusive")[18]
 
 
-def result_line(*, bench: str, value: float, unit: str, baseline: float) -> str:
-    ratio = baseline / value if value else float("inf")
+def result_line(*, bench: str, value: float, unit: str, baseline: float, higher_is_better: bool = False) -> str:
+    """ratio > 1 means the measured way beats the baseline (time: baseline/value; rate: value/baseline)."""
+    if higher_is_better:
+        ratio = value / baseline if baseline else float("inf")
+    else:
+        ratio = baseline / value if value else float("inf")
     return f"RESULT bench={bench} value={value:.4g} unit={unit} baseline={baseline:.4g} ratio={ratio:.1f}"

@@ -31,8 +31,12 @@ def xiaoer_task(**options: Any):
 
 
 def enqueue_after_commit(task, /, **kwargs: Any) -> None:
-    """Send ``task`` only once the surrounding transaction commits (at once outside one)."""
-    transaction.on_commit(lambda: task.apply_async(kwargs=kwargs))
+    """Send ``task`` only once the surrounding transaction commits (at once outside one).
+
+    robust: a broker outage is logged, never turned into an error for data already committed;
+    every enqueuer has a beat job that finds work left undone (e.g. callbacks_requeue_task).
+    """
+    transaction.on_commit(lambda: task.apply_async(kwargs=kwargs), robust=True)
 
 
 @xiaoer_task()

@@ -1,0 +1,51 @@
+"""Verify the WeCom settings against the corp they point at, and say in plain words what is wrong."""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from portal.wecom.gateway import WeComError, wecom_call, wecom_client
+
+ADVICE = {
+    40001: "Secret 不正确：检查 WECOM_SECRET / WECOM_CONTACT_SECRET",
+    40013: "CorpID 不正确：检查 WECOM_CORP_ID",
+    48002: "应用没有该接口权限：在企业微信后台为应用开通“客户联系”或“通讯录”权限",
+    60011: "应用可见范围不包含所需成员或部门：调整应用可见范围",
+    60020: "访问 IP 不在企业可信 IP 列表中：在应用设置中添加服务器出口 IP",
+    84061: "没有客户联系权限的成员：在“客户联系”中配置可使用成员",
+}
+
+
+class Command(BaseCommand):
+    help = "Check WECOM_* settings: token, address-book and customer-contact permissions, callback settings."
+
+    def handle(self, *args, **options):
+        checks = [
+            ("access token (app secret)", lambda: wecom_client().fetch_access_token()),
+            ("access token (contact secret)", lambda: wecom_client(secret_kind="contact").fetch_access_token()),
+            ("address book: department/list", lambda: wecom_call("department/list", method="get",
+                                                                 caller="check_wecom", secret_kind="contact")),
+            ("customer contact: get_follow_user_list",
+             lambda: wecom_call("externalcontact/get_follow_user_list", method="get", caller="check_wecom")),
+        ]
+        failures = 0
+        self.stdout.write(f"WeCom API: {settings.WECOM_BASE_URL}  corp: {settings.WECOM_CORP_ID}")
+        for label, check in checks:
+            try:
+                check()
+                self.stdout.write(self.style.SUCCESS(f"  OK   {label}"))
+            except WeComError as exc:
+                failures += 1
+                advice = ADVICE.get(exc.errcode, exc.errmsg)
+                self.stdout.write(self.style.ERROR(f"  FAIL {label}: {exc.errcode} {advice}"))
+            except Exception as exc:  # noqa: BLE001 - report anything (network, DNS) in plain words
+                failures += 1
+                self.stdout.write(self.style.ERROR(f"  FAIL {label}: {type(exc).__name__}: {exc}"))
+        if len(settings.WECOM_AES_KEY) != 43:
+            failures += 1
+            self.stdout.write(self.style.ERROR("  FAIL WECOM_AES_KEY must be the 43-character EncodingAESKey"))
+        if not settings.WECOM_TOKEN:
+            failures += 1
+            self.stdout.write(self.style.ERROR("  FAIL WECOM_TOKEN (callback Token) is empty"))
+        self.stdout.write("Callback URL to configure in WeCom: https://<your host>/wecom/callback/")
+        if failures:
+            raise SystemExit(1)
