@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 from django.utils.translation import gettext_lazy as _
 
 from portal.env import env_bool, env_int, env_list, env_str
+from portal.wecom.sandbox import defaults as sandbox_defaults
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -175,15 +176,23 @@ IMPORT_EXPORT_SKIP_ADMIN_LOG = False
 IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 
-# WeCom: with WECOM_CORP_ID etc. unset, the portal talks to the local sandbox.
-WECOM_CORP_ID = env_str("WECOM_CORP_ID", "ww_sandbox_corp")
-WECOM_SECRET = env_str("WECOM_SECRET", "sandbox-secret")
-WECOM_CONTACT_SECRET = env_str("WECOM_CONTACT_SECRET", "")
-WECOM_AGENT_ID = env_str("WECOM_AGENT_ID", "1000002")
-WECOM_TOKEN = env_str("WECOM_TOKEN", "sandboxtoken")
-WECOM_AES_KEY = env_str("WECOM_AES_KEY", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")
-WECOM_BASE_URL = env_str("WECOM_BASE_URL", "http://127.0.0.1:8900/cgi-bin/")
+# WeCom: with WECOM_CORP_ID etc. unset, the portal talks to the local sandbox (portal/wecom/sandbox/).
+WECOM_SANDBOX = not env_str("WECOM_CORP_ID")
+WECOM_CORP_ID = env_str("WECOM_CORP_ID", sandbox_defaults.CORP_ID)
+WECOM_SECRET = env_str("WECOM_SECRET", sandbox_defaults.APP_SECRET)
+WECOM_CONTACT_SECRET = env_str("WECOM_CONTACT_SECRET", sandbox_defaults.CONTACT_SECRET if WECOM_SANDBOX else "")
+WECOM_AGENT_ID = env_str("WECOM_AGENT_ID", sandbox_defaults.AGENT_ID)
+WECOM_TOKEN = env_str("WECOM_TOKEN", sandbox_defaults.CALLBACK_TOKEN)
+WECOM_AES_KEY = env_str("WECOM_AES_KEY", sandbox_defaults.CALLBACK_AES_KEY)
+WECOM_BASE_URL = env_str("WECOM_BASE_URL", "https://qyapi.weixin.qq.com/cgi-bin/" if not WECOM_SANDBOX
+                         else f"http://127.0.0.1:{sandbox_defaults.PORT}/cgi-bin/")
+XIAOER_SANDBOX_URL = env_str("XIAOER_SANDBOX_URL", f"http://127.0.0.1:{sandbox_defaults.PORT}" if WECOM_SANDBOX
+                             else "")
 WECOM_TIMEOUT = env_int("WECOM_TIMEOUT_SECONDS", 10)
+WECOM_MAX_ATTEMPTS = env_int("WECOM_MAX_ATTEMPTS", 5)
+WECOM_BACKOFF_SECONDS = float(env_str("WECOM_BACKOFF_SECONDS", "0.5"))
+WECOM_RATE_PER_MINUTE = env_int("WECOM_RATE_PER_MINUTE", 6000)  # per endpoint, shared by all processes
+WECOM_CALL_LOG_DAYS = env_int("WECOM_CALL_LOG_DAYS", 14)
 
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True

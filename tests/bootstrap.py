@@ -27,3 +27,16 @@ if "CELERY_BROKER_URL" not in os.environ:
     _redis = redis_start(port=_redis_port, db_file=RUN_DIR / "redis-test" / f"{_redis_port}.db")
     os.environ["CELERY_BROKER_URL"] = os.environ["REDIS_URL"] = f"redis://127.0.0.1:{_redis_port}/0"
     atexit.register(redis_stop, _redis)
+
+# The WeCom sandbox, its own process on a free port, for the whole session; tests reset it and point
+# its callbacks at their live server.
+if "WECOM_CORP_ID" not in os.environ:
+    from portal.wecom.sandbox.control import sandbox_spawn
+
+    _sandbox_port = free_port()
+    _sandbox = sandbox_spawn(port=_sandbox_port)
+    os.environ["WECOM_BASE_URL"] = f"http://127.0.0.1:{_sandbox_port}/cgi-bin/"
+    os.environ["XIAOER_SANDBOX_URL"] = f"http://127.0.0.1:{_sandbox_port}"
+    os.environ.setdefault("WECOM_BACKOFF_SECONDS", "0.05")
+    os.environ.setdefault("WECOM_TIMEOUT_SECONDS", "3")
+    atexit.register(_sandbox.terminate)

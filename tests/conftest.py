@@ -124,3 +124,35 @@ def celery_worker_session(django_db_setup, django_db_blocker):
 @pytest.fixture
 def celery_worker(celery_worker_session, transactional_db):
     return celery_worker_session
+
+
+@pytest.fixture
+def sandbox(settings):
+    """The WeCom sandbox (a real HTTP server in its own process), reset to an empty corp."""
+    from portal.wecom.sandbox.control import SandboxControl
+
+    control = SandboxControl(settings.XIAOER_SANDBOX_URL)
+    control.reset(callback_url="", faults=[], rate_per_minute=10_000, callback_duplicate=1, callback_hold=False,
+                  callback_timeout=5.0)
+    return control
+
+
+@pytest.fixture
+def wecom_live(sandbox, live_server, celery_worker):
+    """End to end: the sandbox fires encrypted callbacks at a live portal whose tasks run on a real worker."""
+    sandbox.do("config", callback_url=f"{live_server.url}/wecom/callback/")
+    return sandbox
+
+
+def eventually(check, *, timeout: float = 15.0, interval: float = 0.1):
+    """Poll ``check`` until it returns something truthy (work happens on other processes)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true after {timeout}s: {check}")
+        time.sleep(interval)

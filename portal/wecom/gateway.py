@@ -57,9 +57,8 @@ def gateway_config() -> GatewayConfig:
     return GatewayConfig(
         base_url=settings.WECOM_BASE_URL, corp_id=settings.WECOM_CORP_ID, secret=settings.WECOM_SECRET,
         contact_secret=settings.WECOM_CONTACT_SECRET or settings.WECOM_SECRET, timeout=settings.WECOM_TIMEOUT,
-        max_attempts=getattr(settings, "WECOM_MAX_ATTEMPTS", 5),
-        backoff_base=getattr(settings, "WECOM_BACKOFF_SECONDS", 0.5),
-        per_minute_limit=getattr(settings, "WECOM_RATE_PER_MINUTE", 6000),
+        max_attempts=settings.WECOM_MAX_ATTEMPTS, backoff_base=settings.WECOM_BACKOFF_SECONDS,
+        per_minute_limit=settings.WECOM_RATE_PER_MINUTE,
     )
 
 

@@ -24,6 +24,6 @@ def callbacks_requeue_task() -> int:
 def calls_purge_task() -> int:
     from portal.wecom.models import WeComCall
 
-    cutoff = timezone.now() - timedelta(days=getattr(settings, "WECOM_CALL_LOG_DAYS", 14))
+    cutoff = timezone.now() - timedelta(days=settings.WECOM_CALL_LOG_DAYS)
     deleted, _ = WeComCall.objects.filter(at__lt=cutoff).delete()
     return deleted

@@ -1,0 +1,394 @@
+"""The sandbox's HTTP side: WeCom's API under ``/cgi-bin/`` and the people-playing control API under ``/sandbox/``.
+
+An area module registers its endpoints and control actions with decorators::
+
+    @endpoint("externalcontact/get", methods=("GET",))
+    def external_contact_get(call: Call) -> dict:
+        contact = call.require_customer(call.query.get("external_userid"))
+        ...
+        return {"external_contact": ..., "follow_user": [...]}      # errcode 0 is added
+
+    @control("customers/scan")
+    def customer_scans(call: Call) -> dict: ...                     # POST /sandbox/customers/scan
+
+Handlers raise ``ApiError(errcode, errmsg)`` for WeCom's error answers. Every request runs under
+the state's lock, so handlers never see a half-made change.
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from portal.wecom.sandbox.callbacks import CallbackSender, CorpSecrets
+from portal.wecom.sandbox.state import SandboxState
+
+AREAS = ("addressbook", "contacts", "messaging", "transfer")
+TOKEN_SECONDS = 7200
+
+
+class ApiError(Exception):
+    def __init__(self, errcode: int, errmsg: str):
+        super().__init__(f"{errcode} {errmsg}")
+        self.errcode, self.errmsg = errcode, errmsg
+
+
+class HttpFault(Exception):
+    def __init__(self, status: int):
+        self.status = status
+
+
+# WeCom's own messages for the codes every area shares.
+INVALID_PARAMETER = 40058
+MISSING_PARAMETER = 41001  # only for access_token; WeCom reports other missing fields as 40058 / 41xxx
+
+
+@dataclass
+class Endpoint:
+    path: str
+    methods: tuple[str, ...]
+    handler: Callable[[Call], dict]
+    auth: bool = True
+
+
+ENDPOINTS: dict[str, Endpoint] = {}
+CONTROLS: dict[str, Endpoint] = {}
+
+
+def endpoint(path: str, *, methods: tuple[str, ...] = ("POST",), auth: bool = True):
+    def register(func):
+        ENDPOINTS[path] = Endpoint(path=path, methods=methods, handler=func, auth=auth)
+        return func
+
+    return register
+
+
+def control(path: str, *, methods: tuple[str, ...] = ("POST",)):
+    def register(func):
+        CONTROLS[path] = Endpoint(path=path, methods=methods, handler=func, auth=False)
+        return func
+
+    return register
+
+
+@dataclass
+class Call:
+    """One request as a handler sees it."""
+
+    sandbox: Sandbox
+    method: str
+    path: str
+    query: dict[str, str]
+    body: dict[str, Any]
+    raw: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    token: dict | None = None
+
+    @property
+    def state(self) -> SandboxState:
+        return self.sandbox.state
+
+    def now(self) -> int:
+        return self.state.now_int()
+
+    def emit(self, event: str, change_type: str = "", **fields) -> None:
+        """Fire a callback at the portal (after this request's changes are in the state)."""
+        self.sandbox.callbacks.emit(event, change_type, **fields)
+
+    def arg(self, name: str, default: Any = None, *, required: bool = False) -> Any:
+        """A parameter from the JSON body, else the query string."""
+        value = self.body.get(name, self.query.get(name, default))
+        if required and value in (None, "", []):
+            raise ApiError(INVALID_PARAMETER, f"invalid parameter, {name} is required")
+        return value
+
+
+class Sandbox:
+    """State, callbacks and credentials of one fake corp."""
+
+    def __init__(self, *, corp: CorpSecrets, state: SandboxState, public_url: str = "http://127.0.0.1:8900"):
+        self.corp, self.state = corp, state
+        self.public_url = public_url.rstrip("/")  # where QR codes and media URLs point
+        self.callbacks = CallbackSender(corp=corp, config=state.config, clock=state.now)
+        self.recent_calls: collections.deque[dict] = collections.deque(maxlen=2000)
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
+        for area in AREAS:
+            importlib.import_module(f"portal.wecom.sandbox.{area}")
+
+    def reset(self) -> None:
+        with self.state.lock:
+            self.state.reset()
+            self.callbacks.config = self.state.config
+            self.recent_calls.clear()
+
+    # -- the WeCom API ---------------------------------------------------------------------
+    def handle_api(self, call: Call) -> tuple[int, dict]:
+        with self._in_flight_lock:
+            self._in_flight += 1
+            in_flight = self._in_flight
+        started = time.perf_counter()
+        try:
+            result = self._api(call, in_flight)
+            status = 200
+        except ApiError as exc:
+            result, status = _error(exc.errcode, exc.errmsg), 200
+        except HttpFault as exc:
+            result, status = {"error": f"HTTP {exc.status}"}, exc.status
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
+        self.recent_calls.append({"at": time.time(), "endpoint": call.path, "method": call.method,
+                                  "query": {k: v for k, v in call.query.items() if k != "access_token"},
+                                  "body": call.body, "errcode": result.get("errcode"), "status": status,
+                                  "ms": round((time.perf_counter() - started) * 1000, 2)})
+        return status, result
+
+    def _api(self, call: Call, in_flight: int) -> dict:
+        route = ENDPOINTS.get(call.path)
+        if route is None:
+            raise ApiError(48001, f"api forbidden: the sandbox does not implement {call.path}")
+        if call.method not in route.methods:
+            raise ApiError(INVALID_PARAMETER, f"method {call.method} not allowed")
+        self._inject_fault(call.path)
+        limit = int(self.state.config.get("max_concurrent") or 0)
+        if limit and in_flight > limit:
+            raise ApiError(45033, "api concurrent out of limit")
+        with self.state.lock:
+            if route.auth:
+                call.token = self._token_check(call.query.get("access_token", ""))
+            self._rate_check(call.path)
+            result = route.handler(call) or {}
+            self.state.mark_dirty()
+        return {"errcode": 0, "errmsg": "ok", **result}
+
+    def _inject_fault(self, path: str) -> None:
+        """Faults the tests asked for: an errcode, an HTTP status or a delay, a given number of times."""
+        with self.state.lock:
+            faults = self.state.config.setdefault("faults", [])
+            fault = next((f for f in faults if f.get("endpoint") in (path, "*") and f.get("times", 1) > 0), None)
+            if fault is None:
+                return
+            fault["times"] = fault.get("times", 1) - 1
+            if fault["times"] <= 0:
+                faults.remove(fault)
+        if fault.get("delay"):
+            time.sleep(float(fault["delay"]))
+        if fault.get("http_status"):
+            raise HttpFault(int(fault["http_status"]))
+        if fault.get("errcode"):
+            raise ApiError(int(fault["errcode"]), fault.get("errmsg") or _MESSAGES.get(int(fault["errcode"]), "fault"))
+
+    def _token_check(self, token: str) -> dict:
+        if not token:
+            raise ApiError(41001, "access_token missing")
+        info = self.state.table("tokens").get(token)
+        if info is None:
+            raise ApiError(40014, "invalid access_token")
+        if info["expires_at"] <= self.state.now():
+            raise ApiError(42001, "access_token expired")
+        return info
+
+    def _rate_check(self, path: str) -> None:
+        window = int(self.state.now() // 60)
+        counters = self.state.table("rate")
+        key = f"{path}@{window}"
+        counters[key] = counters.get(key, 0) + 1
+        if len(counters) > 5000:  # forget old windows
+            for old in [k for k in counters if not k.endswith(f"@{window}")]:
+                del counters[old]
+        if counters[key] > int(self.state.config.get("rate_per_minute", 10_000)):
+            raise ApiError(45009, "api freq out of limit")
+
+
+_MESSAGES = {45009: "api freq out of limit", 45033: "api concurrent out of limit", -1: "system busy",
+             40014: "invalid access_token", 42001: "access_token expired"}
+
+
+def _error(errcode: int, errmsg: str) -> dict:
+    return {"errcode": errcode,
+            "errmsg": f"{errmsg}, more info at https://open.work.weixin.qq.com/devtool/query?e={errcode}"}
+
+
+@endpoint("gettoken", methods=("GET",), auth=False)
+def gettoken(call: Call) -> dict:
+    corp = call.sandbox.corp
+    if call.query.get("corpid") != corp.corp_id:
+        raise ApiError(40013, "invalid corpid")
+    kinds = {corp.app_secret: "app", corp.contact_secret: "contact"}
+    kind = kinds.get(call.query.get("corpsecret", ""))
+    if kind is None:
+        raise ApiError(40001, "invalid credential, access_token is invalid or not latest")
+    token = call.state.random_id("sbx-", 40)
+    call.state.table("tokens")[token] = {"kind": kind, "expires_at": call.now() + TOKEN_SECONDS}
+    return {"access_token": token, "expires_in": TOKEN_SECONDS}
+
+
+# -- the control API: what tests, the CLI and the demo script use -------------------------------
+@control("state", methods=("GET",))
+def state_summary(call: Call) -> dict:
+    tables = call.state.data["tables"]
+    return {"now": call.now(), "config": call.state.config, "callbacks": {**call.sandbox.callbacks.stats,
+                                                                          **call.sandbox.callbacks.pending()},
+            "tables": {name: len(rows) for name, rows in tables.items() if name not in ("rate",)}}
+
+
+@control("reset")
+def state_reset(call: Call) -> dict:
+    call.sandbox.reset()
+    return {"reset": True}
+
+
+@control("config", methods=("GET", "POST"))
+def config_update(call: Call) -> dict:
+    if call.method == "POST":
+        call.state.config.update(call.body)
+    return {"config": call.state.config}
+
+
+@control("faults")
+def fault_add(call: Call) -> dict:
+    """{"endpoint": "user/list" | "*", "errcode": 45009 | "http_status": 500 | "delay": 3, "times": 2}"""
+    call.state.config.setdefault("faults", []).append({"times": 1, **call.body})
+    return {"faults": call.state.config["faults"]}
+
+
+@control("clock/advance")
+def clock_advance(call: Call) -> dict:
+    return {"now": int(call.state.advance(float(call.arg("seconds", 0))))}
+
+
+@control("tokens/expire")
+def tokens_expire(call: Call) -> dict:
+    """Every issued access token expires now (the next call gets 42001, as after 7,200 s)."""
+    tokens = call.state.table("tokens")
+    for info in tokens.values():
+        info["expires_at"] = call.now() - 1
+    return {"expired": len(tokens)}
+
+
+@control("calls", methods=("GET",))
+def calls_recent(call: Call) -> dict:
+    endpoint_filter = call.query.get("endpoint")
+    calls = [c for c in call.sandbox.recent_calls if not endpoint_filter or c["endpoint"] == endpoint_filter]
+    return {"calls": calls[-int(call.query.get("limit", 200)):]}
+
+
+@control("callbacks", methods=("GET",))
+def callbacks_log(call: Call) -> dict:
+    sender = call.sandbox.callbacks
+    return {**sender.stats, **sender.pending(), "log": list(sender.log)[-int(call.query.get("limit", 100)):]}
+
+
+@control("callbacks/release")
+def callbacks_release(call: Call) -> dict:
+    return {"released": call.sandbox.callbacks.release(order=call.arg("order", "fifo"))}
+
+
+def callbacks_drain(sandbox: Sandbox, timeout: float) -> dict:
+    # Outside the state lock: deliveries make the portal call back into the sandbox.
+    return {"drained": sandbox.callbacks.drain(timeout=timeout), **sandbox.callbacks.pending()}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    sandbox: Sandbox  # set on the subclass made by serve()
+
+    def log_message(self, format, *args):
+        return
+
+    def do_GET(self):
+        self._dispatch("GET")
+
+    def do_POST(self):
+        self._dispatch("POST")
+
+    def _dispatch(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body: dict = {}
+        content_type = self.headers.get("Content-Type", "")
+        if raw and "multipart/form-data" not in content_type:
+            try:
+                body = json.loads(raw.decode("utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                return self._json(200, _error(47001, "data format error"))
+            if not isinstance(body, dict):
+                return self._json(200, _error(47001, "data format error"))
+        path = parts.path
+        call = Call(sandbox=self.sandbox, method=method, path="", query=query, body=body, raw=raw,
+                    headers={k.lower(): v for k, v in self.headers.items()})
+        if path.startswith("/cgi-bin/"):
+            call.path = path[len("/cgi-bin/"):].strip("/")
+            status, result = self.sandbox.handle_api(call)
+            return self._json(status, result)
+        if path.startswith("/sandbox/"):
+            return self._control(call, path[len("/sandbox/"):].strip("/"))
+        if path.startswith("/sandbox-file/"):
+            return self._file(path[len("/sandbox-file/"):])
+        return self._json(404, {"error": "not found"})
+
+    def _control(self, call: Call, name: str) -> None:
+        call.path = name
+        if name == "callbacks/drain":
+            return self._json(200, callbacks_drain(self.sandbox, float(call.arg("timeout_seconds", 30))))
+        route = CONTROLS.get(name)
+        if route is None or call.method not in route.methods:
+            return self._json(404, {"error": f"unknown control {call.method} {name}",
+                                    "controls": sorted(CONTROLS)})
+        try:
+            with self.sandbox.state.lock:
+                result = route.handler(call)
+                self.sandbox.state.mark_dirty()
+        except ApiError as exc:
+            return self._json(400, {"error": exc.errmsg, "errcode": exc.errcode})
+        return self._json(200, result)
+
+    def _file(self, name: str) -> None:
+        files = FILE_SERVERS.get(name.split("/", 1)[0])
+        payload = files(self.sandbox, name) if files else None
+        if payload is None:
+            return self._json(404, {"error": "not found"})
+        content_type, data = payload
+        self._send(200, content_type, data)
+
+    def _json(self, status: int, data: dict) -> None:
+        self._send(status, "application/json; charset=utf-8", json.dumps(data, ensure_ascii=False).encode())
+
+    def _send(self, status: int, content_type: str, data: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+# /sandbox-file/<kind>/...: binary things WeCom hands out as URLs (QR codes, media). kind → (sandbox, path) →
+# (content type, bytes) or None.
+FILE_SERVERS: dict[str, Callable[[Sandbox, str], tuple[str, bytes] | None]] = {}
+
+
+def file_server(kind: str):
+    def register(func):
+        FILE_SERVERS[kind] = func
+        return func
+
+    return register
+
+
+def make_server(*, sandbox: Sandbox, host: str = "127.0.0.1", port: int = 8900) -> ThreadingHTTPServer:
+    """The HTTP server (call serve_forever); port 0 picks a free port, and sandbox.public_url follows it."""
+    handler = type("SandboxHandler", (_Handler,), {"sandbox": sandbox})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    sandbox.public_url = f"http://{host}:{server.server_address[1]}"
+    return server
