@@ -131,6 +131,8 @@ def sandbox(settings):
     """The WeCom sandbox (a real HTTP server in its own process), reset to an empty corp."""
     from portal.wecom.sandbox.control import SandboxControl
 
+    if not settings.WECOM_SANDBOX:
+        pytest.skip("needs the WeCom sandbox to play people (a real corp is configured)")
     control = SandboxControl(settings.XIAOER_SANDBOX_URL)
     control.reset(callback_url="", faults=[], rate_per_minute=10_000, callback_duplicate=1, callback_hold=False,
                   callback_timeout=5.0)

@@ -41,6 +41,7 @@ def serve(args) -> int:
     sandbox = Sandbox(corp=corp_from_env(), state=state)
     server = make_server(sandbox=sandbox, host=args.host, port=args.port)
     state.start_saver()
+    sandbox.start_ticker()
 
     def stop(*_):
         state.save()

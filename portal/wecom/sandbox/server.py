@@ -61,6 +61,7 @@ class Endpoint:
 
 ENDPOINTS: dict[str, Endpoint] = {}
 CONTROLS: dict[str, Endpoint] = {}
+TICKS: list[Callable[[Sandbox], None]] = []
 
 
 def endpoint(path: str, *, methods: tuple[str, ...] = ("POST",), auth: bool = True):
@@ -77,6 +78,16 @@ def control(path: str, *, methods: tuple[str, ...] = ("POST",)):
         return func
 
     return register
+
+
+def on_tick(func: Callable[[Sandbox], None]):
+    """Run ``func(sandbox)`` (under the state lock) whenever time moves: every second, and after clock/advance.
+
+    For what WeCom does on its own as time passes: transfers taken over after 24 h, media expiring
+    after 3 days, asynchronous jobs finishing. A tick may call ``sandbox.callbacks.emit``.
+    """
+    TICKS.append(func)
+    return func
 
 
 @dataclass
@@ -123,6 +134,19 @@ class Sandbox:
         self._in_flight_lock = threading.Lock()
         for area in AREAS:
             importlib.import_module(f"portal.wecom.sandbox.{area}")
+
+    def tick(self) -> None:
+        with self.state.lock:
+            for func in TICKS:
+                func(self)
+
+    def start_ticker(self, every: float = 1.0) -> None:
+        def loop() -> None:
+            while True:
+                time.sleep(every)
+                self.tick()
+
+        threading.Thread(target=loop, name="sandbox-ticker", daemon=True).start()
 
     def reset(self) -> None:
         with self.state.lock:
@@ -263,7 +287,10 @@ def fault_add(call: Call) -> dict:
 
 @control("clock/advance")
 def clock_advance(call: Call) -> dict:
-    return {"now": int(call.state.advance(float(call.arg("seconds", 0))))}
+    """Move the sandbox's clock forward (a 24 h takeover or a 3-day media expiry in a second)."""
+    now = call.state.advance(float(call.arg("seconds", 0)))
+    call.sandbox.tick()
+    return {"now": int(now)}
 
 
 @control("tokens/expire")
