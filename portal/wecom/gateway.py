@@ -72,7 +72,7 @@ def wecom_client(*, secret_kind: str = "app") -> WeComClient:
     config = gateway_config()
     secret = config.contact_secret if secret_kind == "contact" else config.secret
     return WeComClient(config.corp_id, secret, base_url=config.base_url, timeout=config.timeout,
-                       session=RedisStorage(_redis(), prefix="xiaoer:wecom"))
+                       session=RedisStorage(_redis(), prefix=f"xiaoer:wecom:{secret_kind}"))  # one token per secret
 
 
 def _rate_limit_wait(endpoint: str, per_minute: int) -> None:

@@ -412,10 +412,19 @@ def file_server(kind: str):
     return register
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that gave up waiting is not news
+            super().handle_error(request, client_address)
+
+
 def make_server(*, sandbox: Sandbox, host: str = "127.0.0.1", port: int = 8900) -> ThreadingHTTPServer:
     """The HTTP server (call serve_forever); port 0 picks a free port, and sandbox.public_url follows it."""
     handler = type("SandboxHandler", (_Handler,), {"sandbox": sandbox})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
+    server = _Server((host, port), handler)
     sandbox.public_url = f"http://{host}:{server.server_address[1]}"
     return server
