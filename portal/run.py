@@ -1,7 +1,8 @@
-"""``make run``: embedded PostgreSQL and Redis, migrations, schedules, demo data, then every process.
+"""``make run``: embedded PostgreSQL and Redis, the WeCom sandbox, migrations, schedules, demo data,
+then the web server, a Celery worker and beat (honcho).
 
-Ctrl-C stops the processes (honcho), then Redis and PostgreSQL. Running it again reuses the data.
-Give DATABASE_URL / CELERY_BROKER_URL to use real servers instead of the embedded ones.
+Ctrl-C stops the processes, then the sandbox, Redis and PostgreSQL. Running it again reuses the data.
+Give DATABASE_URL / CELERY_BROKER_URL to use real servers, WECOM_CORP_ID etc. to use the real WeCom.
 """
 
 from __future__ import annotations
@@ -51,11 +52,23 @@ def _environment() -> tuple[dict[str, str], object | None, bool]:
     return env, redis, started_pg
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    # Ctrl-C and SIGTERM both stop everything, even when started from a script (where SIGINT is ignored).
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     env, redis, started_pg = _environment()
-    honcho = None
+    honcho = sandbox = None
     try:
+        if "WECOM_CORP_ID" not in env:
+            from portal.wecom.sandbox.control import sandbox_spawn
+
+            sandbox = sandbox_spawn(port=SANDBOX_PORT, callback_url=env["SANDBOX_CALLBACK_URL"],
+                                    data_dir=RUN_DIR / "sandbox", env=env)
         _manage(env, "migrate", "--no-input")
         _manage(env, "setup_schedules")
         _manage(env, "seed_demo")
@@ -67,16 +80,23 @@ def main() -> int:
                                   cwd=BASE_DIR, env=env)
         return honcho.wait()
     except KeyboardInterrupt:
-        if honcho is not None:
-            honcho.send_signal(signal.SIGINT)
-            honcho.wait(timeout=30)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean stop short
+        if honcho is not None and honcho.poll() is None:
+            honcho.terminate()  # honcho passes SIGTERM on to web, worker and beat
+            try:
+                honcho.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                honcho.kill()
         return 0
     finally:
+        if sandbox is not None:
+            sandbox.terminate()
+            sandbox.wait(timeout=10)
         if redis is not None:
             redis_stop(redis)
         if started_pg:
             postgres_stop()
-        print("stopped: processes, Redis and PostgreSQL", flush=True)
+        print("stopped: processes, WeCom sandbox, Redis and PostgreSQL", flush=True)
 
 
 if __name__ == "__main__":

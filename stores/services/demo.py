@@ -180,3 +180,20 @@ def org_build(*, size: OrgSize) -> OrgBuilt:
     users = _users_grant(specs)
     return OrgBuilt(regions=Region.objects.count(), franchisees=len(franchisees), stores=len(stores), staff=staff,
                     users=users)
+
+
+def sandbox_mirror_org(*, sandbox_url: str) -> dict:
+    """Give the WeCom sandbox the same address book as the portal: a department per store, a member per staff.
+
+    Idempotent (the sandbox upserts), quiet (no callbacks), so sandbox and portal agree from the start.
+    """
+    from portal.wecom.sandbox.control import SandboxControl
+
+    stores = Store.objects.exclude(wecom_department_id__isnull=True).values_list("wecom_department_id", "name")
+    departments = [{"id": department, "name": name, "parentid": 1} for department, name in stores]
+    positions = {Staff.Position.STORE_MANAGER: "店长", Staff.Position.SERVICE: "客服", Staff.Position.HQ: "总部"}
+    members = [{"userid": userid, "name": name, "mobile": mobile, "department": [department or 1],
+                "position": positions.get(position, "导购")}
+               for userid, name, mobile, department, position in Staff.objects.active().values_list(
+                   "userid", "name", "mobile", "store__wecom_department_id", "position")]
+    return SandboxControl(sandbox_url).do("addressbook/load", departments=departments, members=members)

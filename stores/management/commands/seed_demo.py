@@ -1,7 +1,9 @@
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from stores.services.demo import DEMO_PASSWORD, OrgSize, org_build
+from portal.wecom.sandbox.control import SandboxControlError
+from stores.services.demo import DEMO_PASSWORD, OrgSize, org_build, sandbox_mirror_org
 
 
 class Command(BaseCommand):
@@ -13,6 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--stores", type=int, default=30)
         parser.add_argument("--staff", type=int, default=150)
         parser.add_argument("--admin-password", default="admin")
+        parser.add_argument("--no-sandbox", action="store_true", help="do not mirror the org into the sandbox")
 
     def handle(self, *args, **opts):
         built = org_build(size=OrgSize(areas=opts["areas"], franchisees=opts["franchisees"], stores=opts["stores"],
@@ -24,5 +27,13 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(
             f"demo organisation: {built.regions} regions, {built.franchisees} franchisees, {built.stores} stores, "
             f"{built.staff} staff"))
+        if settings.WECOM_SANDBOX and not opts["no_sandbox"]:
+            try:
+                mirrored = sandbox_mirror_org(sandbox_url=settings.XIAOER_SANDBOX_URL)
+                self.stdout.write(f"WeCom sandbox address book: {mirrored['departments']} departments, "
+                                  f"{mirrored['members']} members")
+            except (OSError, SandboxControlError) as exc:
+                self.stdout.write(self.style.WARNING(f"WeCom sandbox not reachable ({exc}); run seed_demo again "
+                                                     "once it is up to mirror the organisation"))
         self.stdout.write(f"logins: admin / {opts['admin_password']} (superuser); hq_operator, hq_finance, "
                           f"region_east, franchisee_fr001, manager_s0001, staff_s0001 / {DEMO_PASSWORD}")
