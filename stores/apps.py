@@ -17,10 +17,13 @@ class StoresConfig(AppConfig):
     def ready(self) -> None:
         from portal.dashboard import Panel, panel_register
         from portal.schedules import Schedule, schedule_register
+        from portal.wecom.syncs import SyncKind, sync_kind_register
         from stores import wecom_handlers  # noqa: F401  (registers change_contact handlers)
         from stores.dashboard import org_panel
 
         panel_register(Panel(key="org", title=_("组织"), order=10, build=org_panel))
         post_migrate.connect(_sync_role_groups, sender=self)
+        sync_kind_register(SyncKind(kind="addressbook.full", label=str(_("通讯录全量同步")),
+                                    task="stores.tasks.addressbook_sync_task"))
         schedule_register(Schedule(name="stores.addressbook_sync", task="stores.tasks.addressbook_sync_task",
                                    crontab="30 2 * * *", description=str(_("企业微信通讯录全量同步"))))

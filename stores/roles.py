@@ -51,6 +51,7 @@ def _declare_wecom_permissions() -> None:
             role_permissions_extend(role=role, app_label="wecom", model=model, actions=READ)
     role_permissions_extend(role=Role.HQ_ADMIN, app_label="wecom", model="callbackevent", actions=("view", "change"))
     role_permissions_extend(role=Role.HQ_OPERATOR, app_label="wecom", model="callbackevent", actions=READ)
+    role_permissions_extend(role=Role.HQ_ADMIN, app_label="wecom", model="syncrun", actions=("add",))  # 立即同步
 
 
 _declare_wecom_permissions()

@@ -1,10 +1,17 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import redirect
+from django.urls import path
+from django.utils.decorators import method_decorator
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
 
 from portal.admin_base import ReadOnlyAdminMixin
 from portal.pagination import EstimatedCountPaginator
 from portal.wecom.events import callback_events_replay
 from portal.wecom.models import CallbackEvent, SyncRun, WeComCall
+from portal.wecom.syncs import SyncAlreadyRunning, sync_kinds, sync_start
 
 
 class LogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
@@ -46,3 +53,27 @@ class CallbackEventAdmin(LogAdmin):
 class SyncRunAdmin(LogAdmin):
     list_display = ("kind", "started_at", "finished_at", "status", "progress", "error")
     list_filter = ("kind", "status")
+    change_list_template = "admin/wecom/syncrun/change_list.html"
+
+    def get_urls(self):
+        start = self.admin_site.admin_view(self.start_view)
+        return [path("start/", start, name="wecom_syncrun_start"), *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        can_start = request.user.has_perm("wecom.add_syncrun")
+        return super().changelist_view(request, {**(extra_context or {}),
+                                                 "sync_kinds": sync_kinds() if can_start else []})
+
+    @method_decorator(require_POST)
+    def start_view(self, request):
+        if not request.user.has_perm("wecom.add_syncrun"):
+            raise PermissionDenied
+        kind = request.POST.get("kind", "")
+        if kind not in {k.kind for k in sync_kinds()}:
+            raise Http404
+        try:
+            sync_start(kind=kind)
+            self.message_user(request, _("已开始同步，刷新本页查看进度"), messages.SUCCESS)
+        except SyncAlreadyRunning:
+            self.message_user(request, _("同类同步正在进行中，请稍后再试"), messages.WARNING)
+        return redirect("admin:wecom_syncrun_changelist")

@@ -1,6 +1,6 @@
 """The sandbox's command line: serve it, or play people in it.
 
-    python -m portal.wecom.sandbox serve [--port 8900] [--callback-url URL] [--data-dir DIR]
+    python -m portal.wecom.sandbox serve [--port 8900] [--callback-url URL] [--data-dir DIR] [--day-in-the-life 0.2]
     python -m portal.wecom.sandbox do members/add userid=zhangsan name=张三 department=[2]
     python -m portal.wecom.sandbox do clock/advance seconds=86400
     python -m portal.wecom.sandbox get state
@@ -42,6 +42,10 @@ def serve(args) -> int:
     server = make_server(sandbox=sandbox, host=args.host, port=args.port)
     state.start_saver()
     sandbox.start_ticker()
+    if args.day_in_the_life:
+        from portal.wecom.sandbox.scenario import start_day_in_the_life
+
+        start_day_in_the_life(sandbox, events_per_second=args.day_in_the_life)
 
     def stop(*_):
         state.save()
@@ -89,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--port", type=int, default=int(os.environ.get("SANDBOX_PORT", defaults.PORT)))
     run.add_argument("--callback-url", default=os.environ.get("SANDBOX_CALLBACK_URL", ""))
     run.add_argument("--data-dir", default=os.environ.get("SANDBOX_DATA_DIR", ""))
+    run.add_argument("--day-in-the-life", type=float, default=0.0, metavar="EVENTS_PER_SECOND",
+                     help="generate realistic traffic (customers adding, deleting, guides editing, …)")
     default_url = os.environ.get("XIAOER_SANDBOX_URL", f"http://127.0.0.1:{defaults.PORT}").split("/sandbox")[0]
     for name in ("do", "get"):
         action = sub.add_parser(name, help="POST (do) or GET a control action, e.g. members/add, state")

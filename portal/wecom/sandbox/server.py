@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl, urlsplit
 from portal.wecom.sandbox.callbacks import CallbackSender, CorpSecrets
 from portal.wecom.sandbox.state import SandboxState
 
-AREAS = ("addressbook", "contacts", "messaging", "transfer")
+AREAS = ("addressbook", "contacts", "messaging", "transfer", "scenario")
 TOKEN_SECONDS = 7200
 
 
