@@ -8,10 +8,10 @@ import pytest
 from django.core.management import call_command
 
 
-def _check() -> tuple[int, str]:
+def _check(*args: str) -> tuple[int, str]:
     out = io.StringIO()
     try:
-        call_command("check_wecom", stdout=out)
+        call_command("check_wecom", *args, stdout=out)
         return 0, out.getvalue()
     except SystemExit as exit_:
         return exit_.code, out.getvalue()
@@ -33,3 +33,11 @@ def test_a_malformed_aes_key_is_reported(sandbox, db, settings, key):
     settings.WECOM_AES_KEY = key
     code, out = _check()
     assert code == 1 and "WECOM_AES_KEY" in out
+
+
+def test_the_callback_url_is_verified_like_wecom_does(sandbox, live_server, settings):
+    code, out = _check("--callback-url", f"{live_server.url}/wecom/callback/")
+    assert code == 0 and "OK   callback URL" in out
+    settings.WECOM_AES_KEY = "Z" * 43  # the portal and WeCom disagree on the key
+    code, out = _check("--callback-url", f"{live_server.url}/healthz")
+    assert code == 1 and "回调地址未正确应答" in out

@@ -18,6 +18,29 @@ ADVICE = {
 class Command(BaseCommand):
     help = "Check WECOM_* settings: token, address-book and customer-contact permissions, callback settings."
 
+    def add_arguments(self, parser):
+        parser.add_argument("--callback-url", default="",
+                            help="also verify this callback URL answers WeCom's signed echo with our token and key")
+
+    def _callback_check(self, url: str) -> None:
+        """Do what WeCom does when an admin saves the callback URL: a signed GET whose echostr must come back."""
+        import uuid
+        from xml.etree import ElementTree
+
+        import requests
+        from wechatpy.enterprise.crypto import WeChatCrypto
+
+        crypto = WeChatCrypto(settings.WECOM_TOKEN, settings.WECOM_AES_KEY, settings.WECOM_CORP_ID)
+        echo, nonce, timestamp = uuid.uuid4().hex, uuid.uuid4().hex[:10], str(int(__import__("time").time()))
+        envelope = ElementTree.fromstring(crypto.encrypt_message(echo, nonce, timestamp))
+        response = requests.get(url, timeout=5, params={
+            "msg_signature": envelope.find("MsgSignature").text, "timestamp": timestamp, "nonce": nonce,
+            "echostr": envelope.find("Encrypt").text})
+        if response.status_code != 200 or response.text.strip() != echo:
+            raise WeComError(endpoint="callback", errcode=None,
+                             errmsg=f"回调地址未正确应答（HTTP {response.status_code}）：检查该地址的 WECOM_TOKEN / "
+                                    "WECOM_AES_KEY / WECOM_CORP_ID 与企业微信后台一致")
+
     def handle(self, *args, **options):
         checks = [
             ("access token (app secret)", lambda: wecom_client().fetch_access_token()),
@@ -27,6 +50,9 @@ class Command(BaseCommand):
             ("customer contact: get_follow_user_list",
              lambda: wecom_call("externalcontact/get_follow_user_list", method="get", caller="check_wecom")),
         ]
+        if options["callback_url"]:
+            checks.append((f"callback URL {options['callback_url']}", lambda: self._callback_check(
+                options["callback_url"])))
         failures = 0
         self.stdout.write(f"WeCom API: {settings.WECOM_BASE_URL}  corp: {settings.WECOM_CORP_ID}")
         for label, check in checks:
@@ -46,6 +72,8 @@ class Command(BaseCommand):
         if not settings.WECOM_TOKEN:
             failures += 1
             self.stdout.write(self.style.ERROR("  FAIL WECOM_TOKEN (callback Token) is empty"))
-        self.stdout.write("Callback URL to configure in WeCom: https://<your host>/wecom/callback/")
+        if not options["callback_url"]:
+            self.stdout.write("Callback URL to configure in WeCom: https://<your host>/wecom/callback/ "
+                              "(verify it with --callback-url)")
         if failures:
             raise SystemExit(1)
