@@ -27,5 +27,5 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 messages: install
-	$(PY) manage.py makemessages -l zh_Hans -l en --ignore=.venv
+	$(PY) manage.py makemessages -l zh_Hans -l en --ignore=.venv --ignore=.run --ignore=bench --ignore=tests --ignore="portal/wecom/sandbox/*"
 	$(PY) manage.py compilemessages --ignore=.venv

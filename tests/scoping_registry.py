@@ -10,9 +10,28 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from customers.models import (
+    AcquisitionDaily,
+    ContactWay,
+    Customer,
+    Member,
+    Relationship,
+    StageChange,
+    WelcomeDelivery,
+)
 from stores.models import Access, ApiToken, Franchisee, Region, Role, Staff, Store
 from stores.services.access import access_grant, api_token_issue
-from tests.factories import StaffFactory, UserFactory
+from tests.factories import (
+    CustomerFactory,
+    StaffFactory,
+    UserFactory,
+    acquisition_daily_in,
+    contact_way_in,
+    member_in,
+    relationship_in,
+    stage_change_in,
+    welcome_delivery_in,
+)
 
 OUR_APPS = ("portal", "wecom", "stores", "materials", "customers", "campaigns")
 
@@ -44,6 +63,14 @@ SCOPED: dict[type, ScopedCase] = {
     Franchisee: ScopedCase(make=lambda store: store.franchisee, api="franchisee",
                            autocomplete_from=("stores", "store", "franchisee")),
     Access: ScopedCase(make=_access_in),
+    Customer: ScopedCase(make=lambda store: CustomerFactory(staff=StaffFactory(store=store)),
+                         exported_text=lambda c: c.external_userid),
+    Relationship: ScopedCase(make=relationship_in),
+    ContactWay: ScopedCase(make=contact_way_in, exported_text=lambda w: w.state),
+    WelcomeDelivery: ScopedCase(make=welcome_delivery_in),
+    Member: ScopedCase(make=member_in, exported_text=lambda m: m.member_no),
+    StageChange: ScopedCase(make=stage_change_in),
+    AcquisitionDaily: ScopedCase(make=acquisition_daily_in),
     ApiToken: ScopedCase(make=_token_in),
 }
 
@@ -54,4 +81,12 @@ GLOBAL: dict[str, str] = {
     "wecom.WeComCall": "technical log of outbound calls, HQ roles only (permission)",
     "wecom.CallbackEvent": "technical inbox of callbacks, HQ roles only (permission)",
     "wecom.SyncRun": "technical sync log, HQ roles only (permission)",
+    "customers.TagGroup": "corp-wide tags, as in WeCom; editing is an HQ permission",
+    "customers.Tag": "corp-wide tags, as in WeCom; editing is an HQ permission",
+    "customers.Channel": "the brand's channel inventory, managed by HQ (permission); codes per store are scoped",
+    "customers.WelcomeMessage": "brand copy managed by HQ (permission)",
+    "customers.MemberImport": "import jobs, HQ roles only (permission)",
+    "customers.Segment": "HQ marketing rules (permission); evaluating one is scoped to the viewer",
+    "customers.SegmentSnapshot": "HQ marketing snapshots (permission)",
+    "customers.SegmentSnapshotMember": "rows of a snapshot, never listed on their own",
 }
