@@ -59,8 +59,8 @@ class WelcomeMessage(models.Model):
     text = models.TextField(_("欢迎语"), max_length=4000)
     attachment = models.CharField(_("附件类型"), max_length=16, choices=Attachment.choices, blank=True)
     attachment_data = models.JSONField(_("附件内容"), default=dict, blank=True,
-                                       help_text=_("图片: {\"pic_url\"}；链接: {\"title\",\"url\",\"picurl\",\"desc\"}；"
-                                                   "小程序: {\"title\",\"appid\",\"page\",\"pic_media_id\"}"))
+                                       help_text=_('图片: {"pic_url"}；链接: {"title","url","picurl","desc"}；'
+                                                   '小程序: {"title","appid","page","pic_media_id"}'))
     active = models.BooleanField(_("启用"), default=True)
 
     class Meta:

@@ -51,3 +51,6 @@ class SegmentSnapshotMember(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["snapshot", "customer"], name="snapshot_member_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.snapshot_id}:{self.customer_id}"
