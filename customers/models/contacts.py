@@ -55,6 +55,8 @@ class Tag(models.Model):
     name = models.CharField(_("标签"), max_length=30)
     order = models.IntegerField(_("排序"), default=0)
     deleted = models.BooleanField(_("已删除"), default=False)
+    advances_to = models.CharField(_("打上后推进到阶段"), max_length=16, blank=True, choices=Stage.choices,
+                                   help_text=_("例如“意向”标签：客户被打上后进入“意向”阶段"))
 
     class Meta:
         verbose_name = _("标签")
