@@ -134,8 +134,7 @@ def sandbox(settings):
     if not settings.WECOM_SANDBOX:
         pytest.skip("needs the WeCom sandbox to play people (a real corp is configured)")
     control = SandboxControl(settings.XIAOER_SANDBOX_URL)
-    control.reset(callback_url="", faults=[], rate_per_minute=10_000, callback_duplicate=1, callback_hold=False,
-                  callback_timeout=5.0)
+    control.reset()  # an empty corp, default limits, no faults, callbacks logged but not delivered
     return control
 
 

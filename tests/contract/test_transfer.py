@@ -19,12 +19,11 @@ RESULT = "externalcontact/transfer_result"
 RESIGNED_TRANSFER = "externalcontact/resigned/transfer_customer"
 RESIGNED_RESULT = "externalcontact/resigned/transfer_result"
 DAY = 86_400
-SEED = "transfer/_seed_follows"  # until contacts.py's customers/load exists
 
 
 def load(sandbox, customers=(), follows=()):
     """Seed customers and member–customer follows quietly; a follow is (userid, external_userid) or a dict."""
-    sandbox.do(SEED, customers=[{"external_userid": c, "name": f"客户{c}"} for c in customers],
+    sandbox.do("customers/load", customers=[{"external_userid": c, "name": f"客户{c}"} for c in customers],
                follows=[f if isinstance(f, dict) else {"userid": f[0], "external_userid": f[1]} for f in follows])
 
 
@@ -110,7 +109,8 @@ def test_transfer_customer_takes_1_to_100_customers_and_checks_its_members(wecom
     assert errcodes(answer) == [(i, 0) for i in ids[:100]]
 
 
-def test_a_transfer_waits_24_hours_then_moves_the_follow_with_its_remark_and_tags(wecom, sandbox, callbacks):
+def test_a_transfer_waits_24_hours_then_moves_the_follow_with_its_remark_and_tags(wecom, wechat, sandbox,
+                                                                                   callbacks):
     load(sandbox, ["wm_a", "wm_other"], [{"userid": "zhang", "external_userid": "wm_a", "remark": "老客户",
                                           "tag_ids": ["et_vip"]}, ("wang", "wm_other")])
     answer = transfer(wecom, "zhang", "li", ["wm_a", "wm_nobody", "wm_other"], transfer_success_msg="李四接替我")
@@ -130,6 +130,11 @@ def test_a_transfer_waits_24_hours_then_moves_the_follow_with_its_remark_and_tag
     assert follows["zhang"]["status"] == "transferred"
     assert (follows["li"]["status"], follows["li"]["remark"], follows["li"]["tag_ids"]) == ("active", "老客户",
                                                                                                ["et_vip"])
+    assert wechat.external_contact.list("li")["external_userid"] == ["wm_a"]
+    assert [f["remark"] for f in wechat.external_contact.get("wm_a")["follow_user"]] == ["老客户"]
+    with pytest.raises(WeChatClientException) as caught:
+        wechat.external_contact.list("zhang")
+    assert caught.value.errcode == 84061  # zhang has no customer left
     events = [(e["ChangeType"], e["UserID"], e["ExternalUserID"], e.get("Source"))
               for e in callbacks.new("change_external_contact")]
     assert events == [("del_external_contact", "zhang", "wm_a", "DELETE_BY_TRANSFER"),
@@ -162,13 +167,22 @@ def test_a_successor_at_the_customer_limit_fails_the_takeover(wecom, sandbox, ca
     assert events == [("transfer_fail", "customer_limit_exceed", "li")]
 
 
-def test_status_5_when_there_is_no_transfer_record(wecom, sandbox, team):
-    load(sandbox, ["wm_n"], [("zhang", "wm_n")])
+def test_status_5_when_there_is_no_transfer_record(wecom, sandbox, callbacks):
+    load(sandbox, ["wm_n", "wm_x"], [("zhang", "wm_n"), ("zhang", "wm_x")])
     query = {"handover_userid": "zhang", "takeover_userid": "li", "external_userid": "wm_n"}
-    assert wecom("externalcontact/get_transfer_result", data=query)["status"] == 5
+    assert wecom("externalcontact/get_transfer_result", data=query) == {"errcode": 0, "errmsg": "ok", "status": 5,
+                                                                        "takeover_time": 0}
     assert result(wecom, "zhang", "li")["customer"] == []
-    transfer(wecom, "zhang", "li", ["wm_n"])
+    transfer(wecom, "zhang", "li", ["wm_n", "wm_x"])
     assert wecom("externalcontact/get_transfer_result", data=query)["status"] == 2
+    # wm_x deletes zhang during the 24 h: nothing is left to take over, the record ends without one.
+    sandbox.do("customers/delete_member", userid="zhang", external_userid="wm_x")
+    sandbox.do("clock/advance", seconds=DAY + 60)
+    assert [(c["external_userid"], c["status"], c["takeover_time"] > 0)
+            for c in result(wecom, "zhang", "li")["customer"]] == [("wm_n", 1, True), ("wm_x", 5, False)]
+    assert [(e["ChangeType"], e["ExternalUserID"]) for e in callbacks.new("change_external_contact")
+            if e["ChangeType"] != "del_follow_user"] == [("del_external_contact", "wm_n"),
+                                                        ("add_external_contact", "wm_n")]
 
 
 def test_a_customer_is_transferred_at_most_twice_in_90_days(wecom, sandbox, team):

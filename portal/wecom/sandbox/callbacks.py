@@ -94,6 +94,14 @@ class CallbackSender:
             self._cond.notify_all()
         return xml
 
+    def clear(self) -> None:
+        """Forget queued, held and logged deliveries (a reset sandbox)."""
+        with self._cond:
+            self._queue.clear()
+            self._held.clear()
+            self.log.clear()
+            self.stats.update({key: 0 for key in self.stats})
+
     def release(self, *, order: str = "fifo") -> int:
         """Send held events: ``fifo``, ``reverse`` or ``shuffle``."""
         with self._cond:

@@ -22,33 +22,13 @@ import zlib
 
 import qrcode
 
+from portal.wecom.sandbox import server, tables
 from portal.wecom.sandbox.addressbook import departments, member_is_active, members
-from portal.wecom.sandbox.server import (
-    INVALID_PARAMETER,
-    ApiError,
-    Call,
-    Sandbox,
-    control,
-    endpoint,
-    file_server,
-    on_tick,
-)
-from portal.wecom.sandbox.tables import (
-    NOT_EXTERNAL_CONTACT,
-    customer_get_or_error,
-    follow_active,
-    follow_create,
-    follow_end,
-    follow_key,
-    follows_of_customer,
-    follows_of_member,
-)
+from portal.wecom.sandbox.server import INVALID_PARAMETER, ApiError, Call, control, endpoint, on_tick
+from portal.wecom.sandbox.tables import NOT_EXTERNAL_CONTACT, follow_active, follows_of_member
 
-INVALID_USERID = 40003
-DEPARTMENT_LIST_INVALID = 40066
-TAG_NOT_FOUND = 40068
-TAG_NAME_EXISTS = 40071
-TAG_NAME_LENGTH = 40072
+INVALID_USERID, DEPARTMENT_LIST_INVALID = 40003, 40066
+TAG_NOT_FOUND, TAG_NAME_EXISTS, TAG_NAME_LENGTH = 40068, 40071, 40072
 CUSTOMER_LIMIT_REACHED = 40099  # 外部联系人的数量已达上限
 TAG_LIMIT_REACHED = 40126  # 企业标签个数达到上限，最多为3000个
 WAY_TYPE_MISSING, WAY_SCENE_MISSING, WAY_TYPE_INVALID, WAY_SCENE_INVALID = 41037, 41038, 41039, 41040
@@ -61,19 +41,13 @@ ATTACHMENT_TYPE_INVALID = 41065
 NO_CONTACT_PERMISSION = 84074  # 没有外部联系人权限: a disabled member
 INVALID_TIME_RANGE = 600018  # "invalid start endtime"
 
-NAME_MAX = 30  # tag and tag group names
-WAY_TEXT_MAX = 30  # contact way remark and state
-REMARK_MAX = 20  # the remark page says 20 (WECOM.md says 30; the documentation wins)
-DESCRIPTION_MAX = 150
-WAY_MEMBERS_MAX = 100
-WAYS_PER_CORP = 500_000
-TAGS_PER_CORP = 3_000
-WELCOME_SECONDS = 20
-WELCOME_ATTACHMENTS_MAX = 9
+NAME_MAX = WAY_TEXT_MAX = 30  # tag and group names; a contact way's remark and state
+REMARK_MAX, DESCRIPTION_MAX = 20, 150  # the remark page says 20 (WECOM.md says 30; the documentation wins)
+WAY_MEMBERS_MAX, WAYS_PER_CORP, TAGS_PER_CORP = 100, 500_000, 3_000
+WELCOME_SECONDS, WELCOME_ATTACHMENTS_MAX = 20, 9
 ATTACHMENT_TYPES = ("image", "link", "miniprogram", "video", "file")
 FOLLOW_USER_PAGE = 500  # externalcontact/get pages follow_user beyond 500 members
-DAY = 86_400
-CST = 8 * 3_600  # WeCom's days start at midnight China time
+DAY, CST = 86_400, 8 * 3_600  # WeCom's days start at midnight China time
 BEHAVIOR_SPAN_DAYS, BEHAVIOR_HISTORY_DAYS = 30, 180
 MEMBER_ADD_WAY = 2  # 搜索手机号添加: the default way a member adds a customer
 
@@ -99,6 +73,14 @@ def _text(call: Call, name: str, limit: int) -> str | None:
     return None if value is None else str(value)
 
 
+def _int(call: Call, name: str, default: int = 0) -> int:
+    value = call.arg(name)
+    try:
+        return default if value in (None, "") else int(value)
+    except (TypeError, ValueError) as exc:
+        raise ApiError(INVALID_PARAMETER, f"invalid {name}: {value!r}") from exc
+
+
 def _id_list(value) -> list:
     if value in (None, ""):
         return []
@@ -113,7 +95,7 @@ def _member_or_error(call: Call, userid: str | None) -> dict:
 
 
 def _relationship_or_error(call: Call, userid: str | None, external_userid: str | None) -> dict:
-    customer_get_or_error(call, external_userid)
+    tables.customer_get_or_error(call, external_userid)
     _member_or_error(call, userid)
     row = follow_active(call, userid, external_userid)
     if row is None:
@@ -150,14 +132,9 @@ def _follow_common(row: dict) -> dict:
 
 def _follow_user_json(call: Call, row: dict) -> dict:
     tags, groups = call.state.table("tags"), call.state.table("tag_groups")
-    shown = _follow_common(row)
-    shown["tags"] = [{"group_name": groups.get(tags[t]["group_id"], {}).get("group_name", ""),
-                      "tag_name": tags[t]["name"], "tag_id": t, "type": 1} for t in _live_tag_ids(call, row)]
-    return shown
-
-
-def _follow_info_json(call: Call, row: dict) -> dict:
-    return {**_follow_common(row), "tag_id": _live_tag_ids(call, row)}
+    return {**_follow_common(row), "tags": [{"group_name": groups[tags[t]["group_id"]]["group_name"],
+                                             "tag_name": tags[t]["name"], "tag_id": t, "type": 1}
+                                            for t in _live_tag_ids(call, row)]}
 
 
 @endpoint("externalcontact/get_follow_user_list", methods=("GET",))
@@ -178,11 +155,12 @@ def external_contact_list(call: Call) -> dict:
 
 @endpoint("externalcontact/get", methods=("GET",))
 def external_contact_get(call: Call) -> dict:
-    customer = customer_get_or_error(call, call.arg("external_userid", required=True))
-    rows = sorted(follows_of_customer(call, customer["external_userid"]), key=lambda f: (f["createtime"], f["userid"]))
+    customer = tables.customer_get_or_error(call, call.arg("external_userid", required=True))
+    rows = sorted(tables.follows_of_customer(call, customer["external_userid"]), key=lambda f: f["createtime"])
     if not rows:
         raise ApiError(NOT_EXTERNAL_CONTACT, "not external contact")
-    start = int(_decode_cursor(call.arg("cursor")) or 0)
+    cursor = _decode_cursor(call.arg("cursor"))
+    start = int(cursor) if cursor.isdigit() else 0
     page = rows[start:start + FOLLOW_USER_PAGE]
     more = start + FOLLOW_USER_PAGE < len(rows)
     return {"external_contact": _customer_json(customer), "follow_user": [_follow_user_json(call, r) for r in page],
@@ -197,7 +175,7 @@ def external_contact_batch(call: Call) -> dict:
         raise ApiError(INVALID_PARAMETER, "invalid userid_list: 1 to 100 userids")
     for userid in userids:
         _member_or_error(call, userid)
-    limit = min(max(int(call.arg("limit") or 50), 1), 100)  # WeCom clamps a limit above 100 to 100
+    limit = min(max(_int(call, "limit", 50), 1), 100)  # WeCom clamps a limit above 100 to 100
     after, wanted = _decode_cursor(call.arg("cursor")), set(userids)
     keys = sorted(k for k, f in call.state.table("follows").items()
                   if k > after and f["status"] == "active" and f["userid"] in wanted)
@@ -205,7 +183,7 @@ def external_contact_batch(call: Call) -> dict:
     page = keys[:limit]
     return {"external_contact_list": [
         {"external_contact": _customer_json(customers[follows[k]["external_userid"]]),
-         "follow_info": _follow_info_json(call, follows[k])} for k in page],
+         "follow_info": {**_follow_common(follows[k]), "tag_id": _live_tag_ids(call, follows[k])}} for k in page],
         "next_cursor": _encode_cursor(page[-1]) if len(keys) > limit else ""}
 
 
@@ -214,23 +192,15 @@ def external_contact_remark(call: Call) -> dict:
     row = _relationship_or_error(call, call.arg("userid"), call.arg("external_userid"))
     remark, description = _text(call, "remark", REMARK_MAX), _text(call, "description", DESCRIPTION_MAX)
     company, mobiles = _text(call, "remark_company", REMARK_MAX), call.arg("remark_mobiles")
-    if remark is None and description is None and company is None and mobiles is None \
-            and not call.arg("remark_pic_mediaid"):
+    if all(v is None for v in (remark, description, company, mobiles, call.arg("remark_pic_mediaid"))):
         raise ApiError(INVALID_PARAMETER, "remark, description, remark_company, remark_mobiles and "
                                           "remark_pic_mediaid cannot all be empty")
-    _remark_apply(row, remark=remark, description=description)
+    row.update({k: v for k, v in (("remark", remark), ("description", description)) if v is not None})
     if company is not None:
         row["remark_corp_name"] = company
     if mobiles is not None:  # replaces the old numbers; [""] clears them
         row["remark_mobiles"] = [m for m in _id_list(mobiles) if m]
     return {}
-
-
-def _remark_apply(row: dict, *, remark: str | None, description: str | None) -> None:
-    if remark is not None:
-        row["remark"] = remark
-    if description is not None:
-        row["description"] = description
 
 
 # -- corp tags ------------------------------------------------------------------------------------
@@ -244,9 +214,13 @@ def _live_tags(call: Call) -> dict[str, dict]:
     return {t: row for t, row in call.state.table("tags").items() if not row["deleted"]}
 
 
+def _live_groups(call: Call) -> dict[str, dict]:
+    return {g: row for g, row in call.state.table("tag_groups").items() if not row["deleted"]}
+
+
 def _live_group(call: Call, group_id: str | None) -> dict:
-    group = call.state.table("tag_groups").get(group_id or "")
-    if group is None or group["deleted"]:
+    group = _live_groups(call).get(group_id or "")
+    if group is None:
         raise ApiError(TAG_NOT_FOUND, f"invalid tag group id: {group_id}")
     return group
 
@@ -295,14 +269,10 @@ def _groups_delete(call: Call, group_ids: set[str]) -> None:
     _tags_delete(call, {t for t, row in _live_tags(call).items() if row["group_id"] in group_ids})
 
 
-def _tag_json(tag: dict) -> dict:
-    return {k: tag[k] for k in ("id", "name", "create_time", "order", "deleted")}
-
-
 def _group_json(group: dict, tags: list[dict]) -> dict:
     ordered = sorted(tags, key=lambda t: (-t["order"], t["create_time"], t["id"]))  # larger order first
     return {**{k: group[k] for k in ("group_id", "group_name", "create_time", "order", "deleted")},
-            "tag": [_tag_json(t) for t in ordered]}
+            "tag": [{k: t[k] for k in ("id", "name", "create_time", "order", "deleted")} for t in ordered]}
 
 
 @endpoint("externalcontact/get_corp_tag_list", methods=("GET", "POST"))
@@ -334,10 +304,9 @@ def corp_tag_add(call: Call) -> dict:
         group = _live_group(call, call.arg("group_id"))
     else:
         group_name = _name_or_error(call.arg("group_name"), "tag group")
-        group = next((g for g in call.state.table("tag_groups").values()
-                      if not g["deleted"] and g["group_name"] == group_name), None)
+        group = next((g for g in _live_groups(call).values() if g["group_name"] == group_name), None)
     _tags_new_or_error(call, group["group_id"] if group else None, names)
-    group = group or _tag_group_create(call, call.arg("group_name"), int(call.arg("order") or 0))
+    group = group or _tag_group_create(call, call.arg("group_name"), _int(call, "order"))
     created = [_tag_create(call, group["group_id"], name, int(spec.get("order") or 0))
                for name, spec in zip(names, specs, strict=True)]
     shown = _group_json(group, created)
@@ -350,13 +319,13 @@ def corp_tag_add(call: Call) -> dict:
 @endpoint("externalcontact/edit_corp_tag")
 def corp_tag_edit(call: Call) -> dict:
     item_id, name, order = call.arg("id", required=True), call.arg("name"), call.arg("order")
-    tag, group = _live_tags(call).get(item_id), call.state.table("tag_groups").get(item_id)
-    if tag is None and (group is None or group["deleted"]):
+    tag, group = _live_tags(call).get(item_id), _live_groups(call).get(item_id)
+    if tag is None and group is None:
         raise ApiError(TAG_NOT_FOUND, f"invalid tag id: {item_id}")
     if name is not None:
         _rename_or_error(call, tag, group, _name_or_error(name, "tag"))
     if order is not None:
-        (tag or group)["order"] = int(order)
+        (tag or group)["order"] = _int(call, "order")
     return {}
 
 
@@ -364,8 +333,7 @@ def _rename_or_error(call: Call, tag: dict | None, group: dict | None, name: str
     if tag is not None:
         siblings = [t["name"] for t in _live_tags(call).values() if t["group_id"] == tag["group_id"] and t is not tag]
     else:
-        siblings = [g["group_name"] for g in call.state.table("tag_groups").values()
-                    if not g["deleted"] and g is not group]
+        siblings = [g["group_name"] for g in _live_groups(call).values() if g is not group]
     if name in siblings:
         raise ApiError(TAG_NAME_EXISTS, "invalid tag name: tag name already exists")
     if tag is not None:
@@ -379,17 +347,12 @@ def corp_tag_delete(call: Call) -> dict:
     tag_ids, group_ids = set(_id_list(call.arg("tag_id"))), set(_id_list(call.arg("group_id")))
     if not tag_ids and not group_ids:
         raise ApiError(INVALID_PARAMETER, "tag_id and group_id cannot both be empty")
-    unknown = (tag_ids - set(_live_tags(call))) or {g for g in group_ids if _group_missing(call, g)}
+    unknown = (tag_ids - set(_live_tags(call))) or (group_ids - set(_live_groups(call)))
     if unknown:
         raise ApiError(TAG_NOT_FOUND, f"invalid tag id: {sorted(unknown)[0]}")
     _groups_delete(call, group_ids)
     _tags_delete(call, tag_ids)
     return {}
-
-
-def _group_missing(call: Call, group_id: str) -> bool:
-    group = call.state.table("tag_groups").get(group_id)
-    return group is None or group["deleted"]
 
 
 def _tags_apply(call: Call, row: dict, add: list, remove: list) -> None:
@@ -417,28 +380,19 @@ WAY_PASSTHROUGH = ("is_temp", "expires_in", "chat_expires_in", "unionid", "is_ex
 WAY_SHOWN = ("type", "scene", "style", "remark", "skip_verify", "state", "user", "party", *WAY_PASSTHROUGH)
 
 
-def _ways(call: Call) -> dict[str, dict]:
-    return call.state.table("contact_ways")
-
-
 def _way_or_error(call: Call, config_id: str | None) -> dict:
     if not config_id:
         raise ApiError(WAY_CONFIG_MISSING, "missing contact way config_id")
-    way = _ways(call).get(config_id)
+    way = call.state.table("contact_ways").get(config_id)
     if way is None:
         raise ApiError(WAY_CONFIG_INVALID, f"invalid contact way config_id: {config_id}")
     return way
 
 
-def _qr_url(sandbox: Sandbox, config_id: str) -> str:
-    # Built when read, so the URL follows the sandbox if it restarts on another port.
-    return f"{sandbox.public_url}/sandbox-file/qr/{config_id}.png"
-
-
 def _way_json(call: Call, way: dict) -> dict:
     shown = {"config_id": way["config_id"], **{k: way[k] for k in WAY_SHOWN if k in way}}
-    if way["scene"] == 2:  # qr_code only exists for QR ways, not for mini-program buttons
-        shown["qr_code"] = _qr_url(call.sandbox, way["config_id"])
+    if way["scene"] == 2:  # QR ways only; built when read, so it follows the sandbox to another port
+        shown["qr_code"] = f"{call.sandbox.public_url}/sandbox-file/qr/{way['config_id']}.png"
     return shown
 
 
@@ -482,7 +436,7 @@ def _way_settings(call: Call, way: dict) -> dict:
     if call.arg("skip_verify") is not None:
         way["skip_verify"] = bool(call.arg("skip_verify"))
     if call.arg("style") is not None:
-        way["style"] = int(call.arg("style"))
+        way["style"] = _int(call, "style", 1)
     if call.arg("user") is not None:
         way["user"] = list(dict.fromkeys(_id_list(call.arg("user"))))
     if call.arg("party") is not None:
@@ -496,16 +450,13 @@ def _way_settings(call: Call, way: dict) -> dict:
 def contact_way_add(call: Call) -> dict:
     way_type = _choice(call, "type", WAY_TYPE_MISSING, WAY_TYPE_INVALID)
     scene = _choice(call, "scene", WAY_SCENE_MISSING, WAY_SCENE_INVALID)
-    if len(_ways(call)) >= WAYS_PER_CORP:
+    if len(call.state.table("contact_ways")) >= WAYS_PER_CORP:
         raise ApiError(WAY_LIMIT_REACHED, f"contact ways added by API reach the limit of {WAYS_PER_CORP}")
     way = _way_settings(call, {"config_id": secrets.token_hex(16), "type": way_type, "scene": scene, "style": 1,
                                "remark": "", "skip_verify": True, "state": "", "user": [], "party": [],
                                "create_time": call.now(), "rotation": 0})
-    _ways(call)[way["config_id"]] = way
-    shown = {"config_id": way["config_id"]}
-    if scene == 2:
-        shown["qr_code"] = _qr_url(call.sandbox, way["config_id"])
-    return shown
+    call.state.table("contact_ways")[way["config_id"]] = way
+    return {k: v for k, v in _way_json(call, way).items() if k in ("config_id", "qr_code")}
 
 
 @endpoint("externalcontact/get_contact_way")
@@ -516,26 +467,27 @@ def contact_way_get(call: Call) -> dict:
 @endpoint("externalcontact/update_contact_way")
 def contact_way_update(call: Call) -> dict:
     way = _way_or_error(call, call.arg("config_id"))
-    _ways(call)[way["config_id"]] = _way_settings(call, dict(way))  # a copy: nothing changes if invalid
+    # Settle a copy: a refused update changes nothing.
+    call.state.table("contact_ways")[way["config_id"]] = _way_settings(call, dict(way))
     return {}
 
 
 @endpoint("externalcontact/del_contact_way")
 def contact_way_delete(call: Call) -> dict:
     way = _way_or_error(call, call.arg("config_id"))
-    del _ways(call)[way["config_id"]]
+    del call.state.table("contact_ways")[way["config_id"]]
     return {}
 
 
 @endpoint("externalcontact/list_contact_way")
 def contact_way_list(call: Call) -> dict:
     """Ways created in [start_time, end_time] (default: the last 90 days), keyset-paged, limit ≤ 1,000."""
-    end = int(call.arg("end_time") or call.now())
-    start = int(call.arg("start_time") or end - 90 * DAY)
-    limit = min(max(int(call.arg("limit") or 100), 1), 1000)
-    after = _decode_cursor(call.arg("cursor"))
-    keys = sorted(f"{w['create_time']:012d}|{c}" for c, w in _ways(call).items() if start <= w["create_time"] <= end)
-    keys = [k for k in keys if k > after]
+    end = _int(call, "end_time", call.now())
+    start = _int(call, "start_time", end - 90 * DAY)
+    limit = min(max(_int(call, "limit", 100), 1), 1000)
+    after, ways = _decode_cursor(call.arg("cursor")), call.state.table("contact_ways")
+    keys = sorted(k for c, w in ways.items() if start <= w["create_time"] <= end
+                  if (k := f"{w['create_time']:012d}|{c}") > after)
     page = keys[:limit]
     return {"contact_way": [{"config_id": k.split("|", 1)[1]} for k in page],
             "next_cursor": _encode_cursor(page[-1]) if len(keys) > limit else ""}
@@ -560,29 +512,18 @@ def qr_png(text: str, *, scale: int = 8) -> bytes:
             + chunk(b"IEND", b""))
 
 
-def scan_url(sandbox: Sandbox, config_id: str) -> str:
-    return f"{sandbox.public_url}/sandbox/customers/scan?config_id={config_id}"
-
-
-@file_server("qr")
-def contact_way_qr(sandbox: Sandbox, name: str) -> tuple[str, bytes] | None:
+@server.file_server("qr")
+def contact_way_qr(sandbox: server.Sandbox, name: str) -> tuple[str, bytes] | None:
     """/sandbox-file/qr/<config_id>.png: scanning it with a phone opens customers/scan (GET) on the sandbox."""
     config_id = name.split("/", 1)[-1].removesuffix(".png")
     with sandbox.state.lock:
         way = sandbox.state.table("contact_ways").get(config_id)
     if way is None or way["scene"] != 2:
         return None
-    return "image/png", qr_png(scan_url(sandbox, config_id))
+    return "image/png", qr_png(f"{sandbox.public_url}/sandbox/customers/scan?config_id={config_id}")
 
 
 # -- welcome messages ---------------------------------------------------------------------------------
-def _welcome_code_issue(call: Call, userid: str, external_userid: str) -> str:
-    code = call.state.random_id("", 43)
-    call.state.table("welcome_codes")[code] = {"code": code, "userid": userid, "external_userid": external_userid,
-                                               "issued_at": call.now(), "used_at": None}
-    return code
-
-
 def _welcome_code_or_error(call: Call, code: str | None) -> dict:
     if not code:
         raise ApiError(WELCOME_CODE_MISSING, "missing welcome code")
@@ -629,7 +570,7 @@ def welcome_messages(call: Call) -> dict:
 
 
 @on_tick
-def welcome_codes_forget(sandbox: Sandbox) -> None:
+def welcome_codes_forget(sandbox: server.Sandbox) -> None:
     """Forget codes an hour old: they can only fail by then, and a busy benchmark would pile them up."""
     codes, now = sandbox.state.table("welcome_codes"), sandbox.state.now_int()
     for code in [c for c, row in codes.items() if row["issued_at"] < now - 3600]:
@@ -700,19 +641,20 @@ def member_chat_stats(call: Call) -> dict:
     avg_reply_time, day?}. WeCom measures this from chats; the sandbox is told."""
     userid = call.arg("userid", required=True)
     _member_or_error(call, userid)
-    day = _day(call.arg("day") or call.now())
-    row = {"chat_cnt": int(call.arg("chat_cnt", 0)), "message_cnt": int(call.arg("message_cnt", 0)),
-           "reply_percentage": float(call.arg("reply_percentage", 0)), "avg_reply_time": int(call.arg("avg_reply_time", 0))}
+    day = _day(_int(call, "day", call.now()))
+    row = {"chat_cnt": _int(call, "chat_cnt"), "message_cnt": _int(call, "message_cnt"),
+           "reply_percentage": float(call.arg("reply_percentage") or 0), "avg_reply_time": _int(call, "avg_reply_time")}
     call.state.table("chat_stats")[f"{userid}|{day}"] = row
     return {"stat_time": day, **row}
 
 
 # -- people: customers add and leave, members edit, admins edit tags ----------------------------------
-def _customer_for(call: Call, data, external_userid: str | None = None) -> dict:
-    """An existing customer (by external_userid, else by unionid: one WeChat user, one id per corp) or a new one."""
-    table = call.state.table("customers")
-    data = data if isinstance(data, dict) else {}
-    external_userid = external_userid or data.get("external_userid")
+def _customer_for(call: Call) -> dict:
+    """The request's customer: by external_userid, else by unionid (one WeChat user, one id per corp), else new."""
+    table, data = call.state.table("customers"), call.arg("customer")
+    if not isinstance(data, dict):  # a phone scanning the QR code opens customers/scan?config_id=… (GET, no body)
+        data = {k: v for k in ("name", "unionid", "gender", "avatar", "type") if (v := call.arg(k)) not in (None, "")}
+    external_userid = call.arg("external_userid") or data.get("external_userid")
     if external_userid in table:
         return table[external_userid]
     unionid = data.get("unionid") or ""
@@ -733,14 +675,6 @@ def _customer_row(external_userid: str, data: dict) -> dict:
             "corp_full_name": data.get("corp_full_name", ""), "position": data.get("position", "")}
 
 
-def _customer_data(call: Call) -> dict:
-    data = call.arg("customer")
-    if isinstance(data, dict):
-        return data
-    # A phone scanning the QR code opens customers/scan?config_id=… with GET: no JSON body.
-    return {k: call.arg(k) for k in ("name", "unionid", "gender", "avatar", "type") if call.arg(k) not in (None, "")}
-
-
 def _at_limit(call: Call, userid: str) -> bool:
     return len(follows_of_member(call, userid)) >= int(call.state.config.get("customer_limit", 5000))
 
@@ -750,17 +684,27 @@ def _limit_error(userid: str) -> ApiError:
                                             "WeCom refuses the add, nothing happens")
 
 
+def _adding_member(call: Call) -> str:
+    """The member a customer is being added to; refused at the limit before a customer row is made for nothing."""
+    userid = call.arg("userid", required=True)
+    _member_or_error(call, userid)
+    if _at_limit(call, userid) and not follow_active(call, userid, call.arg("external_userid") or ""):
+        raise _limit_error(userid)
+    return userid
+
+
 def _add(call: Call, *, userid: str, customer: dict, add_way: int, state: str, oper_userid: str,
          change_type: str = "add_external_contact") -> dict:
-    """A new relationship: the follow, a welcome code (valid 20 s) and the event. An existing one: nothing."""
+    """A new relationship (callers checked the customer limit): the follow, a welcome code valid 20 s, the event.
+    An existing one: nothing."""
     external_userid = customer["external_userid"]
     if follow_active(call, userid, external_userid):
         return {"external_userid": external_userid, "userid": userid, "welcome_code": "", "already": True}
-    if _at_limit(call, userid):
-        raise _limit_error(userid)
-    follow_create(call, userid=userid, external_userid=external_userid, add_way=add_way, state=state,
-                  oper_userid=oper_userid)
-    code = _welcome_code_issue(call, userid, external_userid)
+    tables.follow_create(call, userid=userid, external_userid=external_userid, add_way=add_way, state=state,
+                         oper_userid=oper_userid)
+    code = call.state.random_id("", 43)
+    call.state.table("welcome_codes")[code] = {"code": code, "userid": userid, "external_userid": external_userid,
+                                               "issued_at": call.now(), "used_at": None}
     fields = {"UserID": userid, "ExternalUserID": external_userid}
     if state:
         fields["State"] = state
@@ -784,10 +728,10 @@ def _pick_member(call: Call, way: dict) -> str:
 
 @control("customers/scan", methods=("GET", "POST"))
 def customer_scans(call: Call) -> dict:
-    """A customer scans a contact way: {config_id, customer?: {name, unionid, gender, avatar, type}, external_userid?}."""
+    """A customer scans a way: {config_id, customer?: {name, unionid, gender, avatar, type}, external_userid?}."""
     way = _way_or_error(call, call.arg("config_id"))
     userid = _pick_member(call, way)
-    customer = _customer_for(call, _customer_data(call), call.arg("external_userid"))
+    customer = _customer_for(call)
     return _add(call, userid=userid, customer=customer, add_way=1, state=way["state"],
                 oper_userid=customer["external_userid"])
 
@@ -796,12 +740,9 @@ def customer_scans(call: Call) -> dict:
 def member_adds_customer(call: Call) -> dict:
     """The member adds a customer (searching a phone number by default): {userid, customer?, external_userid?,
     state?, add_way?}."""
-    userid = call.arg("userid", required=True)
-    _member_or_error(call, userid)
-    if _at_limit(call, userid) and not follow_active(call, userid, call.arg("external_userid") or ""):
-        raise _limit_error(userid)  # before a customer row is made for nothing
-    customer = _customer_for(call, _customer_data(call), call.arg("external_userid"))
-    return _add(call, userid=userid, customer=customer, add_way=int(call.arg("add_way", MEMBER_ADD_WAY)),
+    userid = _adding_member(call)
+    customer = _customer_for(call)
+    return _add(call, userid=userid, customer=customer, add_way=_int(call, "add_way", MEMBER_ADD_WAY),
                 state=call.arg("state") or "", oper_userid=userid)
 
 
@@ -809,12 +750,9 @@ def member_adds_customer(call: Call) -> dict:
 def customer_half_adds(call: Call) -> dict:
     """A customer adds a member who needs no verification, before the member confirms (add_half_external_contact).
     The relationship already exists from the customer's side, so WeCom lists it."""
-    userid = call.arg("userid", required=True)
-    _member_or_error(call, userid)
-    if _at_limit(call, userid):
-        raise _limit_error(userid)
-    customer = _customer_for(call, _customer_data(call), call.arg("external_userid"))
-    return _add(call, userid=userid, customer=customer, add_way=int(call.arg("add_way", 1)),
+    userid = _adding_member(call)
+    customer = _customer_for(call)
+    return _add(call, userid=userid, customer=customer, add_way=_int(call, "add_way", 1),
                 state=call.arg("state") or "", oper_userid=customer["external_userid"],
                 change_type="add_half_external_contact")
 
@@ -822,20 +760,19 @@ def customer_half_adds(call: Call) -> dict:
 @control("customers/delete_member")
 def customer_deletes_member(call: Call) -> dict:
     """The customer deletes or blocks the member (del_follow_user); it counts as negative feedback that day."""
-    row = _relationship_or_error(call, call.arg("userid"), call.arg("external_userid"))
-    follow_end(call, row, status="deleted_by_customer")
-    call.emit("change_external_contact", "del_follow_user", UserID=row["userid"],
-              ExternalUserID=row["external_userid"])
-    return {"follow": row}
+    return _end(call, "deleted_by_customer", "del_follow_user")
 
 
 @control("members/delete_customer")
 def member_deletes_customer(call: Call) -> dict:
     """The member deletes the customer (del_external_contact; Source only appears for transfers)."""
+    return _end(call, "deleted_by_member", "del_external_contact")
+
+
+def _end(call: Call, status: str, change_type: str) -> dict:
     row = _relationship_or_error(call, call.arg("userid"), call.arg("external_userid"))
-    follow_end(call, row, status="deleted_by_member")
-    call.emit("change_external_contact", "del_external_contact", UserID=row["userid"],
-              ExternalUserID=row["external_userid"])
+    tables.follow_end(call, row, status=status)
+    call.emit("change_external_contact", change_type, UserID=row["userid"], ExternalUserID=row["external_userid"])
     return {"follow": row}
 
 
@@ -846,7 +783,7 @@ def member_edits_customer(call: Call) -> dict:
     row = _relationship_or_error(call, call.arg("userid"), call.arg("external_userid"))
     remark, description = _text(call, "remark", REMARK_MAX), _text(call, "description", DESCRIPTION_MAX)
     _tags_apply(call, row, _id_list(call.arg("add_tag_ids")), _id_list(call.arg("remove_tag_ids")))
-    _remark_apply(row, remark=remark, description=description)
+    row.update({k: v for k, v in (("remark", remark), ("description", description)) if v is not None})
     call.emit("change_external_contact", "edit_external_contact", UserID=row["userid"],
               ExternalUserID=row["external_userid"])
     return {"follow": row}
@@ -855,11 +792,13 @@ def member_edits_customer(call: Call) -> dict:
 @control("tags/edit_in_wecom")
 def admin_edits_tags(call: Call) -> dict:
     """An admin edits corp tags in WeCom: {action: create|update|delete, tag_type: tag|tag_group, id?, name?,
-    group_id?, tags?: [names for a new group]} (change_external_tag)."""
-    action, tag_type = call.arg("action", required=True), call.arg("tag_type", "tag")
+    group_id?, tags?: [names for a new group]} (change_external_tag). ``change_type`` may stand for ``action``
+    (SandboxControl.do takes the action name as its first argument, so it cannot send a field called action)."""
+    action = call.arg("action") or call.arg("change_type")
+    tag_type = call.arg("tag_type", "tag")
     if action not in ("create", "update", "delete") or tag_type not in ("tag", "tag_group"):
         raise ApiError(INVALID_PARAMETER, "action is create|update|delete, tag_type is tag|tag_group")
-    item_id = {"create": _admin_create, "update": _admin_update, "delete": _admin_delete}[action](call, tag_type)
+    item_id = _admin_create(call, tag_type) if action == "create" else _admin_change(call, tag_type, action)
     call.emit("change_external_tag", action, Id=item_id, TagType=tag_type, StrategyId="")
     return {"id": item_id, "tag_type": tag_type, "change_type": action}
 
@@ -871,7 +810,7 @@ def _admin_create(call: Call, tag_type: str) -> str:
         _tags_new_or_error(call, group["group_id"], [name])
         return _tag_create(call, group["group_id"], name)["id"]
     name = _name_or_error(call.arg("name"), "tag group")
-    if any(not g["deleted"] and g["group_name"] == name for g in call.state.table("tag_groups").values()):
+    if any(g["group_name"] == name for g in _live_groups(call).values()):
         raise ApiError(TAG_NAME_EXISTS, "invalid tag group name: already exists")
     tag_names = [_name_or_error(n, "tag") for n in _id_list(call.arg("tags"))]
     _tags_new_or_error(call, None, tag_names)
@@ -881,29 +820,19 @@ def _admin_create(call: Call, tag_type: str) -> str:
     return group["group_id"]
 
 
-def _admin_item(call: Call, tag_type: str) -> tuple[dict | None, dict | None]:
+def _admin_change(call: Call, tag_type: str, action: str) -> str:
     item_id = call.arg("id", required=True)
-    if tag_type == "tag":
-        tag = _live_tags(call).get(item_id)
-        if tag is None:
-            raise ApiError(TAG_NOT_FOUND, f"invalid tag id: {item_id}")
-        return tag, None
-    return None, _live_group(call, item_id)
-
-
-def _admin_update(call: Call, tag_type: str) -> str:
-    tag, group = _admin_item(call, tag_type)
-    _rename_or_error(call, tag, group, _name_or_error(call.arg("name"), tag_type.replace("_", " ")))
-    return tag["id"] if tag else group["group_id"]
-
-
-def _admin_delete(call: Call, tag_type: str) -> str:
-    tag, group = _admin_item(call, tag_type)
-    if tag is not None:
-        _tags_delete(call, {tag["id"]})
-        return tag["id"]
-    _groups_delete(call, {group["group_id"]})
-    return group["group_id"]
+    tag = _live_tags(call).get(item_id) if tag_type == "tag" else None
+    group = _live_group(call, item_id) if tag_type == "tag_group" else None
+    if tag is None and group is None:
+        raise ApiError(TAG_NOT_FOUND, f"invalid tag id: {item_id}")
+    if action == "update":
+        _rename_or_error(call, tag, group, _name_or_error(call.arg("name"), tag_type.replace("_", " ")))
+    elif tag is not None:
+        _tags_delete(call, {item_id})
+    else:
+        _groups_delete(call, {item_id})
+    return item_id
 
 
 @control("customers/load")
@@ -919,16 +848,13 @@ def customers_load(call: Call) -> dict:
         ids.append(external_userid)
     follows = call.state.table("follows")
     for data in _id_list(call.arg("follows")):
-        if data["external_userid"] not in table:
-            raise ApiError(40096, f"invalid external userid: {data['external_userid']}")
-        row = follow_create(call, userid=data["userid"], external_userid=data["external_userid"],
-                            add_way=int(data.get("add_way", 1)), state=data.get("state", ""),
-                            oper_userid=data.get("oper_userid"))
+        if not data.get("userid") or data.get("external_userid") not in table:
+            raise ApiError(tables.INVALID_EXTERNAL_USERID, f"invalid follow (userid, known external_userid): {data}")
+        row = tables.follow_create(call, userid=data["userid"], external_userid=data["external_userid"],
+                                   add_way=int(data.get("add_way", 1)), state=data.get("state", ""),
+                                   oper_userid=data.get("oper_userid"))
         row.update(createtime=int(data.get("createtime", now)), tag_ids=list(data.get("tag_ids", [])),
                    remark=data.get("remark", ""), description=data.get("description", ""))
     return {"external_userids": ids, "customers": len(table), "follows": len(follows),
             "loaded_follows": len(_id_list(call.arg("follows")))}
 
-
-# follow_key is part of the shared layout; re-exported so tests and tools build keys the same way.
-__all__ = ["follow_key", "qr_png", "scan_url"]

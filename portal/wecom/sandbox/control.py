@@ -31,11 +31,11 @@ class SandboxControl:
         except urllib.error.HTTPError as exc:
             raise SandboxControlError(f"{request.full_url}: {exc.code} {exc.read().decode()[:300]}") from exc
 
-    def do(self, action: str, timeout: float = 60, **body) -> dict:
+    def do(self, action: str, /, _timeout: float = 60, **body) -> dict:
         """POST /sandbox/<action> with a JSON body, e.g. do("members/add", userid="zs", name="张三")."""
         request = urllib.request.Request(f"{self.url}/sandbox/{action}", data=json.dumps(body).encode(),
                                          headers={"Content-Type": "application/json"}, method="POST")
-        return self._request(request, timeout)
+        return self._request(request, _timeout)
 
     def get(self, action: str, timeout: float = 30, **query) -> dict:
         from urllib.parse import urlencode
@@ -57,7 +57,7 @@ class SandboxControl:
             self.do("config", **config)
 
     def drain(self, timeout: float = 30) -> dict:
-        return self.do("callbacks/drain", timeout=timeout + 5, timeout_seconds=timeout)
+        return self.do("callbacks/drain", _timeout=timeout + 5, timeout_seconds=timeout)
 
     def wait_ready(self, timeout: float = 15) -> None:
         deadline = time.monotonic() + timeout

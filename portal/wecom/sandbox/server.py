@@ -41,6 +41,15 @@ class ApiError(Exception):
         self.errcode, self.errmsg = errcode, errmsg
 
 
+@dataclass(frozen=True)
+class RawReply:
+    """A handler's non-JSON answer (media/get returns the file's bytes)."""
+
+    content_type: str
+    data: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+
 class HttpFault(Exception):
     def __init__(self, status: int):
         self.status = status
@@ -149,13 +158,15 @@ class Sandbox:
         threading.Thread(target=loop, name="sandbox-ticker", daemon=True).start()
 
     def reset(self) -> None:
+        """Back to an empty corp with the configuration it was started with (faults and limits cleared)."""
         with self.state.lock:
-            self.state.reset()
+            self.state.reset(keep_config=False)
             self.callbacks.config = self.state.config
+            self.callbacks.clear()
             self.recent_calls.clear()
 
     # -- the WeCom API ---------------------------------------------------------------------
-    def handle_api(self, call: Call) -> tuple[int, dict]:
+    def handle_api(self, call: Call) -> tuple[int, dict | RawReply]:
         with self._in_flight_lock:
             self._in_flight += 1
             in_flight = self._in_flight
@@ -167,16 +178,22 @@ class Sandbox:
             result, status = _error(exc.errcode, exc.errmsg), 200
         except HttpFault as exc:
             result, status = {"error": f"HTTP {exc.status}"}, exc.status
+        except Exception:  # a sandbox bug must look like WeCom having a bad moment, not a dropped connection
+            import traceback
+
+            traceback.print_exc()
+            result, status = _error(-1, "system busy (sandbox handler error, see its log)"), 200
         finally:
             with self._in_flight_lock:
                 self._in_flight -= 1
+        errcode = 0 if isinstance(result, RawReply) else result.get("errcode")
         self.recent_calls.append({"at": time.time(), "endpoint": call.path, "method": call.method,
                                   "query": {k: v for k, v in call.query.items() if k != "access_token"},
-                                  "body": call.body, "errcode": result.get("errcode"), "status": status,
+                                  "body": call.body, "errcode": errcode, "status": status,
                                   "ms": round((time.perf_counter() - started) * 1000, 2)})
         return status, result
 
-    def _api(self, call: Call, in_flight: int) -> dict:
+    def _api(self, call: Call, in_flight: int) -> dict | RawReply:
         route = ENDPOINTS.get(call.path)
         if route is None:
             raise ApiError(48001, f"api forbidden: the sandbox does not implement {call.path}")
@@ -192,6 +209,8 @@ class Sandbox:
             self._rate_check(call.path)
             result = route.handler(call) or {}
             self.state.mark_dirty()
+        if isinstance(result, RawReply):
+            return result
         return {"errcode": 0, "errmsg": "ok", **result}
 
     def _inject_fault(self, path: str) -> None:
@@ -357,11 +376,13 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/cgi-bin/"):
             call.path = path[len("/cgi-bin/"):].strip("/")
             status, result = self.sandbox.handle_api(call)
+            if isinstance(result, RawReply):
+                return self._send(status, result.content_type, result.data, result.headers)
             return self._json(status, result)
         if path.startswith("/sandbox/"):
             return self._control(call, path[len("/sandbox/"):].strip("/"))
-        if path.startswith("/sandbox-file/"):
-            return self._file(path[len("/sandbox-file/"):])
+        if path.startswith("/sandbox-file/"):  # file servers get "kind/rest[?query]"
+            return self._file(path[len("/sandbox-file/"):] + (f"?{parts.query}" if parts.query else ""))
         return self._json(404, {"error": "not found"})
 
     def _control(self, call: Call, name: str) -> None:
@@ -391,16 +412,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, data: dict) -> None:
         self._send(status, "application/json; charset=utf-8", json.dumps(data, ensure_ascii=False).encode())
 
-    def _send(self, status: int, content_type: str, data: bytes) -> None:
+    def _send(self, status: int, content_type: str, data: bytes, headers=()) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for name, value in headers:
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
 
 
-# /sandbox-file/<kind>/...: binary things WeCom hands out as URLs (QR codes, media). kind → (sandbox, path) →
-# (content type, bytes) or None.
+# /sandbox-file/<kind>/...: binary things WeCom hands out as URLs (QR codes, media, the OAuth page).
+# kind → (sandbox, "kind/rest[?query]") → (content type, bytes) or None.
 FILE_SERVERS: dict[str, Callable[[Sandbox, str], tuple[str, bytes] | None]] = {}
 
 

@@ -12,6 +12,10 @@ Tables (``call.state.table(name)``, dicts keyed by string ids, values JSON-able)
                                     | "transferred", ended_at}
     tag_groups   group_id → {group_id, group_name, create_time, order, deleted}
     tags         tag_id → {id, name, group_id, create_time, order, deleted}
+
+Area-private tables: contact_ways, welcome_codes (contacts.py); msg_templates, moments, media,
+app_messages, oauth_codes (messaging.py); transfers, transfers_waiting, transfer_history, groupchats,
+chat_transfer_days (transfer.py).
 """
 
 from __future__ import annotations

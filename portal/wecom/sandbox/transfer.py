@@ -398,19 +398,6 @@ def transfers_list(call: Call) -> dict:
     return result
 
 
-@control("transfer/_seed_follows")
-def seed_follows(call: Call) -> dict:
-    """Temporary, until contacts.py's customers/load exists: {"customers": [...], "follows": [...]}."""
-    customers = call.state.table("customers")
-    for data in call.body.get("customers", []):
-        customers[data["external_userid"]] = {"type": 1, "gender": 0, "avatar": "", "unionid": "", "corp_name": "",
-                                              "corp_full_name": "", "position": "", **data}
-    for data in call.body.get("follows", []):
-        row = tables.follow_create(call, userid=data["userid"], external_userid=data["external_userid"])
-        row.update({k: v for k, v in data.items() if k in ("remark", "description", "tag_ids", "remark_mobiles")})
-    return {"customers": len(customers), "follows": len(call.state.table("follows"))}
-
-
 # -- group chats -----------------------------------------------------------------------------------------
 def _chats(call: Call) -> dict[str, dict]:
     return call.state.table("groupchats")
@@ -543,7 +530,9 @@ def groupchat_onjob_transfer(call: Call) -> dict:
 
 # -- group chats: people ------------------------------------------------------------------------------
 def _chat_new(call: Call, data: dict) -> dict:
-    owner = data.get("owner")
+    owner, joiners = data.get("owner"), data.get("members") or []
+    if not isinstance(joiners, list):
+        raise ApiError(INVALID_PARAMETER, "members must be a list of userids / external_userids")
     if owner not in _members(call):
         raise ApiError(USER_NOT_FOUND, f"owner not found: {owner}")
     chat_id = str(data.get("chat_id") or call.state.random_id("wr", 30))
@@ -554,7 +543,7 @@ def _chat_new(call: Call, data: dict) -> dict:
             "notice": data.get("notice", ""), "members": [], "admin_list": list(data.get("admin_list", [])),
             "member_version": 0, "dismissed": False, "inherited": False, "transfers": []}
     _member_add(chat, owner, 1, 1, "", now)
-    for member in dict.fromkeys(m for m in data.get("members", []) if m != owner):
+    for member in dict.fromkeys(str(m) for m in joiners if m != owner):
         _member_add(chat, member, 1 if member in _members(call) else 2, 1, owner, now)
     _chats(call)[chat_id] = chat
     return chat
