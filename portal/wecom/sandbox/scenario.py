@@ -33,11 +33,11 @@ def _customer(rng: random.Random) -> dict:
             "unionid": "oSbx" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(24))}
 
 
-def _run(sandbox: Sandbox, name: str, **body) -> dict | None:
-    route = CONTROLS.get(name)
+def _run(sandbox: Sandbox, action: str, /, **body) -> dict | None:
+    route = CONTROLS.get(action)
     if route is None:
         return None
-    call = Call(sandbox=sandbox, method="POST", path=name, query={}, body=body)
+    call = Call(sandbox=sandbox, method="POST", path=action, query={}, body=body)
     try:
         return route.handler(call)
     except ApiError:
@@ -81,9 +81,8 @@ def step(sandbox: Sandbox, rng: random.Random) -> str:
         done = _run(sandbox, "members/delete", userid=rng.choice(members)["userid"])
     elif kind == "confirm_mass_send":
         pending = [m for m in sandbox.state.table("msg_templates").values() if m.get("status", 0) == 0]
-        if pending:
-            template = rng.choice(pending)
-            done = _run(sandbox, "mass_send/confirm", msgid=template.get("msgid"), userid=template.get("sender"))
+        if pending:  # every member of the send confirms it on their phone
+            done = _run(sandbox, "mass_send/confirm_all", msgid=rng.choice(pending).get("msgid"))
     elif kind == "refuse_transfer":
         waiting = [t for t in sandbox.state.table("transfers").values() if t.get("status") == 2]
         if waiting:

@@ -399,6 +399,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.sandbox.state.mark_dirty()
         except ApiError as exc:
             return self._json(400, {"error": exc.errmsg, "errcode": exc.errcode})
+        except Exception as exc:  # a bad control request (missing field, wrong type) answers, never hangs up
+            return self._json(500, {"error": f"{type(exc).__name__}: {exc}"})
         return self._json(200, result)
 
     def _file(self, name: str) -> None:

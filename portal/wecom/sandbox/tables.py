@@ -14,8 +14,8 @@ Tables (``call.state.table(name)``, dicts keyed by string ids, values JSON-able)
     tags         tag_id → {id, name, group_id, create_time, order, deleted}
 
 Area-private tables: contact_ways, welcome_codes (contacts.py); msg_templates, moments, media,
-app_messages, oauth_codes (messaging.py); transfers, transfers_waiting, transfer_history, groupchats,
-chat_transfer_days (transfer.py).
+app_messages, oauth_codes, mass_receipts, moment_jobs, moment_rate, media_images (messaging.py);
+transfers, transfers_waiting, transfer_history, groupchats, chat_transfer_days (transfer.py).
 """
 
 from __future__ import annotations
