@@ -26,6 +26,15 @@ def django_setup(database: str = "xiaoer_bench") -> None:
         server = redis_start(port=port, db_file=__import__("pathlib").Path(f"/tmp/xiaoer-bench-redis-{port}.db"))
         os.environ["CELERY_BROKER_URL"] = os.environ["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
         atexit.register(redis_stop, server)
+    if "WECOM_CORP_ID" not in os.environ and "XIAOER_SANDBOX_URL" not in os.environ:
+        from portal.embedded import free_port
+        from portal.wecom.sandbox.control import sandbox_spawn
+
+        port = free_port()
+        sandbox = sandbox_spawn(port=port)
+        os.environ["WECOM_BASE_URL"] = f"http://127.0.0.1:{port}/cgi-bin/"
+        os.environ["XIAOER_SANDBOX_URL"] = f"http://127.0.0.1:{port}"
+        atexit.register(sandbox.terminate)
     import django
     from django.core.management import call_command
 
