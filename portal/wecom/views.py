@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -39,8 +38,9 @@ def wecom_callback(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest("malformed event")
     from portal.wecom.tasks import callback_process_task
 
-    with transaction.atomic():
-        stored = callback_store(fields=fields)
-        if stored.event_id is not None:
-            enqueue_after_commit(callback_process_task, event_id=stored.event_id)
+    # One autocommitted INSERT (no BEGIN/COMMIT round trips): stored once it returns, so the task is
+    # sent right away. If the broker is down, the event waits in the inbox for callbacks_requeue_task.
+    stored = callback_store(fields=fields)
+    if stored.event_id is not None:
+        enqueue_after_commit(callback_process_task, event_id=stored.event_id)
     return HttpResponse("success", content_type="text/plain")
