@@ -9,4 +9,6 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="mobile/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="mobile:login"), name="logout"),
     path("staff/<int:pk>/", views.staff_detail, name="staff"),
+    path("wecom/", views.wecom_login, name="wecom_login"),
+    path("wecom/done/", views.wecom_done, name="wecom_done"),
 ]

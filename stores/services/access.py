@@ -113,3 +113,10 @@ def api_token_authenticate(*, key: str) -> ApiToken | None:
         if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token
+
+
+def user_for_wecom_member(*, userid: str):
+    """The portal login of an active staff member (via their Access), or None: who a WeCom sign-in is."""
+    access = (Access.objects.select_related("user", "staff")
+              .filter(staff__userid=userid, staff__status=Staff.Status.ACTIVE, user__is_active=True).first())
+    return access.user if access else None
