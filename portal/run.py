@@ -69,7 +69,8 @@ def main() -> int:
 
             sandbox = sandbox_spawn(port=SANDBOX_PORT, callback_url=env["SANDBOX_CALLBACK_URL"],
                                     data_dir=RUN_DIR / "sandbox", env=env,
-                                    events_per_second=float(env.get("SANDBOX_DAY_RATE", "0.2")))
+                                    events_per_second=float(env.get("SANDBOX_DAY_RATE", "0.2")),
+                                    callback_concurrency=8)
         _manage(env, "migrate", "--no-input")
         _manage(env, "setup_schedules")
         _manage(env, "seed_demo")

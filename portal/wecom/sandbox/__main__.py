@@ -38,7 +38,7 @@ def serve(args) -> int:
     from portal.wecom.sandbox.state import SandboxState
 
     state = SandboxState(data_dir=args.data_dir or None, config={"callback_url": args.callback_url or ""})
-    sandbox = Sandbox(corp=corp_from_env(), state=state)
+    sandbox = Sandbox(corp=corp_from_env(), state=state, callback_concurrency=args.callback_concurrency)
     server = make_server(sandbox=sandbox, host=args.host, port=args.port)
     state.start_saver()
     sandbox.start_ticker()
@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--port", type=int, default=int(os.environ.get("SANDBOX_PORT", defaults.PORT)))
     run.add_argument("--callback-url", default=os.environ.get("SANDBOX_CALLBACK_URL", ""))
     run.add_argument("--data-dir", default=os.environ.get("SANDBOX_DATA_DIR", ""))
+    run.add_argument("--callback-concurrency", type=int, default=1,
+                     help="deliver this many callbacks at once, as WeCom does under load (1: strictly in order)")
     run.add_argument("--day-in-the-life", type=float, default=0.0, metavar="EVENTS_PER_SECOND",
                      help="generate realistic traffic (customers adding, deleting, guides editing, …)")
     default_url = os.environ.get("XIAOER_SANDBOX_URL", f"http://127.0.0.1:{defaults.PORT}").split("/sandbox")[0]

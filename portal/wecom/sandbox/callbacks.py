@@ -1,8 +1,9 @@
 """Callbacks as WeCom sends them: encrypted XML, signed query, retried until the portal says ``success``.
 
-Deliveries run one at a time on a background thread, in order, unless told otherwise: the
-config can duplicate every delivery, or hold them until ``release`` sends them reversed or
-shuffled (to prove the portal converges whatever the order).
+Deliveries run on background threads: one by default (in order), or ``concurrency`` at once as
+WeCom does under load (then order is not guaranteed, as with WeCom). The config can duplicate every
+delivery, or hold them until ``release`` sends them reversed or shuffled (to prove the portal
+converges whatever the order).
 """
 
 from __future__ import annotations
@@ -71,23 +72,24 @@ def signed_envelope(xml: str, *, corp: CorpSecrets, timestamp: int | None = None
 class CallbackSender:
     """Queue of events to deliver to the portal's callback URL."""
 
-    def __init__(self, *, corp: CorpSecrets, config: dict, clock):
+    def __init__(self, *, corp: CorpSecrets, config: dict, clock, concurrency: int = 1):
         self.corp = corp
         self.config = config  # live view of the sandbox's config dict
         self.clock = clock
         self._queue: collections.deque[str] = collections.deque()
         self._held: list[str] = []
         self._cond = threading.Condition()
-        self._busy = False
+        self._busy = 0
         self.log: collections.deque[dict] = collections.deque(maxlen=5000)
         self.stats = {"emitted": 0, "delivered": 0, "failed": 0, "attempts": 0}
-        threading.Thread(target=self._run, name="sandbox-callbacks", daemon=True).start()
+        for n in range(max(1, concurrency)):
+            threading.Thread(target=self._run, name=f"sandbox-callbacks-{n}", daemon=True).start()
 
     def emit(self, event: str, change_type: str = "", **fields) -> str:
         xml = event_xml(corp_id=self.corp.corp_id, event=event, change_type=change_type,
                         create_time=int(self.clock()), **fields)
         copies = max(1, int(self.config.get("callback_duplicate", 1)))
-        with self._cond:
+        with self._cond:  # stats are shared by the delivery threads: counted under the lock
             self.stats["emitted"] += 1
             target = self._held if self.config.get("callback_hold") else self._queue
             target.extend([xml] * copies)
@@ -127,7 +129,7 @@ class CallbackSender:
 
     def pending(self) -> dict:
         with self._cond:
-            return {"queued": len(self._queue), "held": len(self._held), "busy": self._busy}
+            return {"queued": len(self._queue), "held": len(self._held), "busy": bool(self._busy)}
 
     def _run(self) -> None:
         while True:
@@ -135,12 +137,12 @@ class CallbackSender:
                 while not self._queue:
                     self._cond.wait()
                 xml = self._queue.popleft()
-                self._busy = True
+                self._busy += 1
             try:
                 self._deliver(xml)
             finally:
                 with self._cond:
-                    self._busy = False
+                    self._busy -= 1
                     self._cond.notify_all()
 
     def _deliver(self, xml: str) -> None:
@@ -149,12 +151,14 @@ class CallbackSender:
         if url:
             for _ in range(1 + int(self.config.get("callback_retries", 3))):
                 entry["attempts"] += 1
-                self.stats["attempts"] += 1
+                with self._cond:
+                    self.stats["attempts"] += 1
                 entry["outcome"] = self._post_once(url, xml)
                 if entry["outcome"] == "success":
                     break
-        self.stats["delivered" if entry["outcome"] == "success" else "failed"] += 1
-        self.log.append(entry)
+        with self._cond:
+            self.stats["delivered" if entry["outcome"] == "success" else "failed"] += 1
+            self.log.append(entry)
 
     def _post_once(self, url: str, xml: str) -> str:
         query, body = signed_envelope(xml, corp=self.corp)

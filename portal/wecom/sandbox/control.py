@@ -72,10 +72,12 @@ class SandboxControl:
 
 
 def sandbox_spawn(*, port: int, callback_url: str = "", data_dir: Path | None = None,
-                  env: dict | None = None, events_per_second: float = 0.0) -> subprocess.Popen:
+                  env: dict | None = None, events_per_second: float = 0.0,
+                  callback_concurrency: int = 1) -> subprocess.Popen:
     """Start the sandbox as its own process (as make run and the tests do)."""
     command = [sys.executable, "-m", "portal.wecom.sandbox", "serve", "--port", str(port),
-               "--callback-url", callback_url, "--day-in-the-life", str(events_per_second)]
+               "--callback-url", callback_url, "--day-in-the-life", str(events_per_second),
+               "--callback-concurrency", str(callback_concurrency)]
     if data_dir:
         command += ["--data-dir", str(data_dir)]
     process = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,

@@ -134,10 +134,12 @@ class Call:
 class Sandbox:
     """State, callbacks and credentials of one fake corp."""
 
-    def __init__(self, *, corp: CorpSecrets, state: SandboxState, public_url: str = "http://127.0.0.1:8900"):
+    def __init__(self, *, corp: CorpSecrets, state: SandboxState, public_url: str = "http://127.0.0.1:8900",
+                 callback_concurrency: int = 1):
         self.corp, self.state = corp, state
         self.public_url = public_url.rstrip("/")  # where QR codes and media URLs point
-        self.callbacks = CallbackSender(corp=corp, config=state.config, clock=state.now)
+        self.callbacks = CallbackSender(corp=corp, config=state.config, clock=state.now,
+                                        concurrency=callback_concurrency)
         self.recent_calls: collections.deque[dict] = collections.deque(maxlen=2000)
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
