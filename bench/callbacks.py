@@ -35,12 +35,14 @@ def _events(count: int, staff_userids: list[str]) -> list[tuple[str, bytes]]:
 
 
 def _serve(port: int, settings_module: str) -> subprocess.Popen:
+    wsgi = "bench.baseline_wsgi" if settings_module.startswith("bench.") else "portal.wsgi"
     from django.conf import settings
 
     env = {**os.environ, "DJANGO_SSL_REDIRECT": "0", "DJANGO_DEBUG": "0", "LOG_LEVEL": "WARNING",
            "DATABASE_URL": _database_url(settings.DATABASES["default"]), "DJANGO_SETTINGS_MODULE": settings_module}
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "portal.wsgi", "-w", "2", "-k", "gthread", "--threads", "8",
+        [sys.executable, "-m", "gunicorn", wsgi, "-w", os.environ.get("BENCH_WEB_WORKERS", "3"), "-k", "gthread",
+         "--threads", os.environ.get("BENCH_WEB_THREADS", "4"),
          "-b", f"127.0.0.1:{port}", "--log-level", "warning", "--keep-alive", "30"], env=env)
     for _ in range(300):  # up to 30 s on a busy machine
         try:

@@ -109,3 +109,30 @@ def test_an_event_nobody_handles_is_kept_as_ignored(client, db):
     post(client, event_xml("change_external_chat", "create", ChatId="wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA"))
     event = CallbackEvent.objects.get()
     assert callback_event_process(event_id=event.pk) == "ignored"
+
+
+def _wsgi_post(path: str, query: str, body: bytes, method: str = "POST") -> tuple[str, bytes]:
+    """Call the production WSGI application (portal.wsgi) the way gunicorn does."""
+    import io
+    from wsgiref.util import setup_testing_defaults
+
+    from portal.wsgi import application
+
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
+               "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body), "CONTENT_TYPE": "text/xml"}
+    setup_testing_defaults(environ)
+    seen = {}
+    chunks = application(environ, lambda status, headers: seen.setdefault("status", status))
+    return seen["status"], b"".join(chunks)
+
+
+def test_the_wsgi_fast_lane_stores_once_and_refuses_forgeries(transactional_db):
+    xml = event_xml("change_contact", "create_user", UserID="fast", CreateTime=1763900001)
+    for _ in range(2):
+        query, body = signed_post(xml)
+        assert _wsgi_post(URL, query, body) == ("200 OK", b"success")
+    assert CallbackEvent.objects.filter(payload__UserID="fast").count() == 1
+    query, body = signed_post(xml, token="forged")
+    assert _wsgi_post(URL, query, body)[0] == "403 Forbidden"
+    assert _wsgi_post(URL, "", b"<xml>" + b"x" * 70_000 + b"</xml>")[0] == "413 Payload Too Large"
+    assert _wsgi_post("/healthz", "", b"", method="GET")[0].startswith("200")  # everything else is Django's
