@@ -7,14 +7,18 @@ import sys
 
 from bench.harness import django_setup
 
-SMALL = {"org": 200, "scoped_lists": 200, "callbacks": 1000}
-FULL = {"org": 4000, "scoped_lists": 4000, "callbacks": 10000}
+SMALL = {"org": 200, "scoped_lists": 200, "callbacks": 1000, "dashboard": 100_000, "welcome": 500,
+         "members": 100_000, "segments": 200_000}
+FULL = {"org": 4000, "scoped_lists": 4000, "callbacks": 10000, "dashboard": 1_000_000, "welcome": 1500,
+        "members": 1_000_000, "segments": 10_000_000}
 
 
 def _benches():
-    from bench import callbacks, org
+    from bench import callbacks, dashboard, members, org, segments, welcome
 
-    return {"org": org.bench_org, "scoped_lists": org.bench_scoped_lists, "callbacks": callbacks.bench_callbacks}
+    return {"org": org.bench_org, "scoped_lists": org.bench_scoped_lists, "callbacks": callbacks.bench_callbacks,
+            "dashboard": dashboard.bench_dashboard, "welcome": welcome.bench_welcome, "members": members.bench_members,
+            "segments": segments.bench_segments}
 
 
 def main(argv: list[str] | None = None) -> int:

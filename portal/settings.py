@@ -171,6 +171,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
+# Members' mobiles are stored only as HMAC-SHA256(key, mobile) plus a masked form (138****0000).
+# Changing the key orphans every stored hash: re-import members after a change.
+MEMBER_MOBILE_HASH_KEY = env_str("MEMBER_MOBILE_HASH_KEY", "dev-only-member-mobile-hash-key-change-me")
+
 IMPORT_EXPORT_USE_TRANSACTIONS = True
 IMPORT_EXPORT_SKIP_ADMIN_LOG = False
 IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"

@@ -68,7 +68,7 @@ SCOPED: dict[type, ScopedCase] = {
     Relationship: ScopedCase(make=relationship_in),
     ContactWay: ScopedCase(make=contact_way_in, exported_text=lambda w: w.state),
     WelcomeDelivery: ScopedCase(make=welcome_delivery_in),
-    Member: ScopedCase(make=member_in, exported_text=lambda m: m.member_no),
+    Member: ScopedCase(make=member_in, api="member", exported_text=lambda m: m.member_no),
     StageChange: ScopedCase(make=stage_change_in),
     AcquisitionDaily: ScopedCase(make=acquisition_daily_in),
     ApiToken: ScopedCase(make=_token_in),

@@ -39,6 +39,9 @@ class StageChange(models.Model):
         verbose_name_plural = _("阶段变更")
         ordering = ["-at"]
         indexes = [models.Index(fields=["customer", "-at"], name="stagechange_customer")]
+        # Duplicate add callbacks processed at once must not record two first adds.
+        constraints = [models.UniqueConstraint(fields=["customer"], condition=models.Q(cause="first_add"),
+                                               name="stagechange_one_first_add")]
 
     def __str__(self) -> str:
         return f"{self.customer_id}: {self.from_stage} → {self.to_stage}"

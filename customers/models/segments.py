@@ -26,7 +26,17 @@ class Segment(models.Model):
 
 
 class SegmentSnapshot(models.Model):
-    """The customers a segment matched at one moment (for a campaign); its members are insert-only."""
+    """The customers a segment matched at one moment (for a campaign); its members are insert-only.
+
+    Big segments are filled by a Celery task: the snapshot exists at once (queued), its members
+    appear in one INSERT … SELECT when it is done, and never change afterwards.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("排队中")
+        RUNNING = "running", _("生成中")
+        DONE = "done", _("已完成")
+        FAILED = "failed", _("失败")
 
     segment = models.ForeignKey(Segment, verbose_name=_("客户分层"), on_delete=models.CASCADE,
                                 related_name="snapshots")
@@ -35,6 +45,9 @@ class SegmentSnapshot(models.Model):
                                    on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
     size = models.PositiveIntegerField(_("人数"), default=0)
+    status = models.CharField(_("状态"), max_length=16, choices=Status.choices, default=Status.QUEUED)
+    finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
+    error = models.CharField(_("错误"), max_length=255, blank=True)
 
     class Meta:
         verbose_name = _("分层快照")

@@ -51,9 +51,14 @@ class CallbackEventAdmin(LogAdmin):
 
 @admin.register(SyncRun)
 class SyncRunAdmin(LogAdmin):
-    list_display = ("kind", "started_at", "finished_at", "status", "progress", "error")
+    list_display = ("kind", "started_at", "finished_at", "status", "progress_shown", "error")
     list_filter = ("kind", "status")
     change_list_template = "admin/wecom/syncrun/change_list.html"
+
+    @admin.display(description=_("进度与结果"))
+    def progress_shown(self, obj):
+        # Keys starting with "_" are a job's working state (cursors, queries): on the detail page only.
+        return {k: v for k, v in (obj.progress or {}).items() if not str(k).startswith("_")}
 
     def get_urls(self):
         start = self.admin_site.admin_view(self.start_view)

@@ -1,0 +1,1 @@
+"""django-import-export resources of the customers app, one module per area."""
