@@ -8,8 +8,8 @@ stores over 4 areas, stages, ~45 % members with spend and RFM), ANALYZE, then ti
 "three tag conditions (any/all/none) + a region + a stage + a spend bound":
   - segment_count (HQ viewer): median of 5 runs; also a region manager's scoped count;
   - segment_materialize: one INSERT … SELECT;
-  - variants of the same count (parallel workers, JIT, work_mem, the region as a tree-walking subquery)
-    so the choice is measured;
+  - variants of the same count (work_mem 4 MB = the plain plan, 16 MB, no parallel workers, JIT off,
+    no bitmap scans, the region as a tree-walking subquery) so the choice is measured;
   - baseline: the same rule evaluated in Python (segment_matches) over rows streamed from the database
     (iterator with chunking) — over at most BASELINE_CAP rows, extrapolated linearly to the whole table.
 """
@@ -192,10 +192,13 @@ def _median_seconds(fn, runs: int = 5) -> tuple[float, object]:
 
 
 def _count_with(settings: dict[str, str], rule: dict, by) -> float:
-    """The count under session settings (SET LOCAL inside a transaction), median of 3."""
+    """The count under session settings (SET LOCAL inside a transaction; work_mem as the service sets it
+    unless given), median of 3."""
     from django.db import connection, transaction
 
-    from customers.services.segments import segment_queryset
+    from customers.services.segments import QUERY_WORK_MEM, segment_queryset
+
+    settings = {"work_mem": f"'{QUERY_WORK_MEM}'", **settings}
 
     def run():
         with transaction.atomic(), connection.cursor() as cursor:
@@ -211,23 +214,26 @@ def _region_subquery_count(rule: dict, by) -> float:
     from django.db.models.expressions import RawSQL
 
     from customers.models import Customer
-    from customers.services.segments import segment_rule_normalize, segment_rule_q
+    from customers.services.segments import roomy_bitmaps, segment_rule_normalize, segment_rule_q
     from stores.scoping import REGION_DESCENDANTS_SQL
 
     clean = segment_rule_normalize(rule=rule)
     regions = clean.pop("regions")
-    return _median_seconds(lambda: Customer.objects.for_user(by).filter(
-        segment_rule_q(rule=clean), region_id__in=RawSQL(REGION_DESCENDANTS_SQL, (regions,))).order_by().count(),
-        runs=3)[0]
+    def run():
+        with roomy_bitmaps():
+            return Customer.objects.for_user(by).filter(
+                segment_rule_q(rule=clean), region_id__in=RawSQL(REGION_DESCENDANTS_SQL, (regions,))).order_by().count()
+
+    return _median_seconds(run, runs=3)[0]
 
 
 def _explain(rule: dict, by) -> str:
     from django.db import connection
 
-    from customers.services.segments import segment_queryset
+    from customers.services.segments import roomy_bitmaps, segment_queryset
 
     sql, params = segment_queryset(rule=rule, by=by).order_by().values("pk").query.sql_with_params()
-    with connection.cursor() as cursor:
+    with roomy_bitmaps(), connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) SELECT count(*) FROM ({sql}) s",
                        params)
         return "\n".join(row[0] for row in cursor.fetchall())
@@ -289,10 +295,11 @@ def bench_segments(*, scale: int) -> str:
     assert snapshot.size == count == SegmentSnapshotMember.objects.filter(snapshot=snapshot).count()
 
     variants = {
+        "plain_work_mem_4MB": _count_with({"work_mem": "'4MB'"}, rule, hq),
+        "work_mem_16MB": _count_with({"work_mem": "'16MB'"}, rule, hq),
         "no_parallel": _count_with({"max_parallel_workers_per_gather": "0"}, rule, hq),
         "jit_off": _count_with({"jit": "off"}, rule, hq),
         "no_bitmapscan": _count_with({"enable_bitmapscan": "off"}, rule, hq),
-        "work_mem_64MB": _count_with({"work_mem": "'64MB'"}, rule, hq),
         "region_subquery": _region_subquery_count(rule, hq),
     }
     cap = min(scale, BASELINE_CAP)

@@ -47,6 +47,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -68,6 +69,7 @@ MEMBER_KEYS = ("member_levels", "spend", "rfm")
 MAX_IDS = 1000  # a rule is written by a person in a form, not a customer list
 MAX_RFM = 32767
 SAMPLE_SIZE = 20
+QUERY_WORK_MEM = "64MB"  # per segment statement (SET LOCAL); see roomy_bitmaps
 SNAPSHOT_SYNC_MAX = 200_000  # bigger segments are materialized by a Celery task, not in the request
 
 ID_MODELS = {"regions": Region, "franchisees": Franchisee, "stores": Store, "staff": Staff, "channels": Channel}
@@ -358,6 +360,19 @@ def _system_queryset(rule: dict) -> QuerySet[Customer]:
 
 # -- counting, sampling ------------------------------------------------------------------------------
 
+@contextmanager
+def roomy_bitmaps():
+    """Run the segment's statement with QUERY_WORK_MEM, for this transaction only.
+
+    With the default 4 MB, the bitmaps of a big segment (the tag GIN scan ANDed with stage and region)
+    turn lossy and PostgreSQL rechecks every row of millions of pages: measured at 10 M customers in
+    bench/segments.py, 2.5 s → 0.9 s for one count.
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('work_mem', %s, true)", [QUERY_WORK_MEM])
+        yield
+
+
 @dataclass(frozen=True)
 class SegmentPreview:
     count: int
@@ -372,7 +387,9 @@ def segment_count(*, segment: Segment, by) -> int:
     Only a count over the whole brand (an HQ viewer) is stored as ``last_count``: a region
     manager's count is theirs alone and must not appear as the segment's size to others.
     """
-    count = segment_queryset(rule=segment.rule, by=by).order_by().count()
+    queryset = segment_queryset(rule=segment.rule, by=by).order_by()
+    with roomy_bitmaps():
+        count = queryset.count()
     if user_scope(by).is_hq:
         Segment.objects.filter(pk=segment.pk).update(last_count=count, last_counted_at=timezone.now())
         segment.last_count, segment.last_counted_at = count, timezone.now()
@@ -388,7 +405,8 @@ def segment_sample(*, segment: Segment | None = None, rule: dict | None = None, 
     """
     rule = segment.rule if segment is not None else rule
     queryset = segment_queryset(rule=rule, by=by).order_by().select_related("store", "staff")
-    return sorted(queryset[:n], key=lambda c: -c.pk)
+    with roomy_bitmaps():
+        return sorted(queryset[:n], key=lambda c: -c.pk)
 
 
 def segment_preview(*, segment: Segment, by) -> SegmentPreview:
@@ -480,7 +498,7 @@ def _snapshot_insert(*, snapshot: SegmentSnapshot) -> int:
     queryset = segment_queryset(rule=snapshot.rule, by=snapshot.created_by).order_by().values("pk")
     # str(queryset.query) does not quote parameters: take the SQL and its parameters separately.
     sql, params = queryset.query.sql_with_params()
-    with connection.cursor() as cursor:
+    with roomy_bitmaps(), connection.cursor() as cursor:
         cursor.execute(SNAPSHOT_FILL_SQL.format(query=sql), [snapshot.pk, *params])
         return cursor.rowcount
 
