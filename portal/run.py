@@ -1,16 +1,24 @@
 """``make run``: embedded PostgreSQL and Redis, the WeCom sandbox, migrations, schedules, demo data,
 then the web server, a Celery worker and beat (honcho).
 
+Once the web server and a worker answer, the sandbox plays the demo's first customers scanning the
+store, staff and channel codes seed_demo made (once per data dir: ``.run/demo-arrivals.done``).
+
 Ctrl-C stops the processes, then the sandbox, Redis and PostgreSQL. Running it again reuses the data.
 Give DATABASE_URL / CELERY_BROKER_URL to use real servers, WECOM_CORP_ID etc. to use the real WeCom.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
+import time
+import urllib.error
+import urllib.request
 
 from portal.embedded import (
     BASE_DIR,
@@ -25,6 +33,10 @@ from portal.embedded import (
 
 WEB_PORT = int(os.environ.get("XIAOER_PORT", "8000"))
 SANDBOX_PORT = int(os.environ.get("SANDBOX_PORT", "8900"))
+DEMO_ARRIVALS = int(os.environ.get("XIAOER_DEMO_ARRIVALS", "40"))
+ARRIVALS_MARKER = RUN_DIR / "demo-arrivals.done"
+ARRIVALS_BATCH = 10  # customers per request, a second apart: a busy hour, not one instant
+READY_TIMEOUT = 180.0
 
 
 def _manage(env: dict[str, str], *args: str) -> None:
@@ -50,6 +62,60 @@ def _environment() -> tuple[dict[str, str], object | None, bool]:
             redis = redis_start(port=DEFAULT_REDIS_PORT)
         env["CELERY_BROKER_URL"] = env["REDIS_URL"] = f"redis://127.0.0.1:{DEFAULT_REDIS_PORT}/0"
     return env, redis, started_pg
+
+
+def _web_answers() -> bool:
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{WEB_PORT}/admin/login/", timeout=2).close()
+    except urllib.error.HTTPError:
+        pass  # any HTTP answer will do: the server is up
+    except OSError:
+        return False
+    return True
+
+
+def _ready(check, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1.0)
+    return True
+
+
+def _first_arrivals(env: dict[str, str]) -> None:
+    """The demo's first customers, once per data dir, when callbacks can be received and processed.
+
+    seed_demo runs before the web server exists, so the customers come afterwards: the sandbox plays
+    them scanning the existing codes, and the worker must be up for the welcome messages to go out
+    inside WeCom's 20 seconds. A background thread: a failure here is reported, never fatal.
+    """
+    from celery import Celery
+
+    from portal.wecom.sandbox.control import SandboxControl
+
+    celery = Celery(broker=env["CELERY_BROKER_URL"])
+    try:
+        if not (_ready(_web_answers, READY_TIMEOUT)
+                and _ready(lambda: bool(celery.control.ping(timeout=1.0)), READY_TIMEOUT)):
+            print("demo arrivals skipped: the web server or the worker did not start in time", flush=True)
+            return
+        control = SandboxControl(env["XIAOER_SANDBOX_URL"])
+        arrived = refused = 0
+        for start in range(0, DEMO_ARRIVALS, ARRIVALS_BATCH):
+            result = control.do("scenario/arrivals", count=min(ARRIVALS_BATCH, DEMO_ARRIVALS - start),
+                                seed=2026 + start)
+            arrived, refused = arrived + result["arrived"], refused + result["refused"]
+            time.sleep(1.0)
+        if arrived:  # no codes yet (seed_demo could not reach the sandbox): try again next time
+            ARRIVALS_MARKER.write_text(json.dumps({"arrived": arrived, "refused": refused, "at": time.time()}))
+        print(f"\n  演示 demo: {arrived} 位顾客扫描门店码 / 员工码 / 渠道码添加了导购（{refused} 次被拒）——"
+              f"客户、欢迎语发送记录、加粉看板: http://127.0.0.1:{WEB_PORT}/admin/customers/acquisitiondaily/"
+              f"dashboard/\n", flush=True)
+    except Exception as exc:  # a demo nicety must not take make run down
+        print(f"demo arrivals skipped: {exc}", flush=True)
+    finally:
+        celery.close()
 
 
 def _interrupt(signum, frame):
@@ -80,6 +146,8 @@ def main() -> int:
               f"\n  WeCom 沙箱 sandbox  http://127.0.0.1:{SANDBOX_PORT}/sandbox/state\n", flush=True)
         honcho = subprocess.Popen([str(BASE_DIR / ".venv" / "bin" / "honcho"), "start", "-f", "Procfile"],
                                   cwd=BASE_DIR, env=env)
+        if sandbox is not None and DEMO_ARRIVALS > 0 and not ARRIVALS_MARKER.exists():
+            threading.Thread(target=_first_arrivals, args=(env,), name="demo-arrivals", daemon=True).start()
         return honcho.wait()
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean stop short

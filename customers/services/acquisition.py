@@ -688,7 +688,8 @@ def acquisition_on_add(*, relationship: Relationship, state: str, welcome_code: 
     Called by the ``add_external_contact`` handler after the relationship is stored. Safe to run twice:
     attribution and tags converge, and the WelcomeDelivery claim lets the message go out once.
     """
-    relationship = Relationship.objects.select_related("customer", "staff__store", "store").get(pk=relationship.pk)
+    if not all(f.is_cached(relationship) for f in (Relationship.customer.field, Relationship.staff.field)):
+        relationship = Relationship.objects.select_related("customer", "staff__store", "store").get(pk=relationship.pk)
     found = acquisition_attribute(state=state or "")
     # The send has a 20-second deadline: it goes first; what only concerns our own tables follows.
     delivery = welcome_send(relationship=relationship, welcome=_welcome_for(found), welcome_code=welcome_code or "",

@@ -7,6 +7,10 @@ a transfer. Each step is one of the control actions a test would call, run insid
 
     python -m portal.wecom.sandbox serve --day-in-the-life 0.2     # about one event every 5 s
     python -m portal.wecom.sandbox do scenario/step count=50       # a burst, on demand
+    python -m portal.wecom.sandbox do scenario/arrivals count=40   # only new customers, through the codes
+
+``make run`` asks for ``scenario/arrivals`` once, when the portal's web server and worker are up, so
+the demo starts with customers who came through its store, staff and channel codes.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import random
 import threading
 import time
 
-from portal.wecom.sandbox.server import CONTROLS, ApiError, Call, Sandbox, control
+from portal.wecom.sandbox.contacts import WAY_CONFIG_INVALID
+from portal.wecom.sandbox.server import CONTROLS, INVALID_PARAMETER, ApiError, Call, Sandbox, control
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂"
@@ -112,3 +117,38 @@ def scenario_step(call: Call) -> dict:
         kind = step(call.sandbox, rng)
         happened[kind] = happened.get(kind, 0) + 1
     return {"happened": happened}
+
+
+ARRIVALS_MAX = 1000  # one request holds the state's lock: keep it short
+
+
+@control("scenario/arrivals")
+def scenario_arrivals(call: Call) -> dict:
+    """``count`` new customers each scan one of the corp's existing contact ways (nothing else happens).
+
+    Optional ``seed`` (repeatable choices) and ``config_ids`` (only these ways). Each scan is WeCom's
+    own: the way's rotation picks the member, a welcome code valid 20 s is issued and
+    ``add_external_contact`` (with the way's ``state``) is fired at the portal. A scan WeCom refuses
+    (every member at the customer limit or disabled) is counted, not raised.
+    """
+    count = int(call.arg("count", 10))
+    if not 0 <= count <= ARRIVALS_MAX:
+        raise ApiError(INVALID_PARAMETER, f"invalid count: {count} (0..{ARRIVALS_MAX})")
+    table = call.state.table("contact_ways")
+    wanted = call.arg("config_ids") or []
+    wanted = [wanted] if isinstance(wanted, str) else list(dict.fromkeys(wanted))
+    unknown = [c for c in wanted if c not in table]
+    if unknown:
+        raise ApiError(WAY_CONFIG_INVALID, f"invalid contact way config_id: {unknown}")
+    ways = wanted or sorted(table)
+    rng = random.Random(call.arg("seed"))
+    arrivals, refused = [], 0
+    for _ in range(count if ways else 0):
+        config_id = rng.choice(ways)
+        added = _run(call.sandbox, "customers/scan", config_id=config_id, customer=_customer(rng))
+        if added is None:
+            refused += 1
+            continue
+        arrivals.append({"config_id": config_id, "state": table[config_id].get("state", ""),
+                         "userid": added["userid"], "external_userid": added["external_userid"]})
+    return {"arrived": len(arrivals), "refused": refused, "ways": len(ways), "arrivals": arrivals}

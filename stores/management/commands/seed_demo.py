@@ -2,6 +2,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from portal.demo import DemoSeedError, demo_seeders
 from portal.wecom.sandbox.control import SandboxControlError
 from stores.services.demo import DEMO_PASSWORD, OrgSize, org_build, sandbox_mirror_org
 
@@ -16,6 +17,8 @@ class Command(BaseCommand):
         parser.add_argument("--staff", type=int, default=150)
         parser.add_argument("--admin-password", default="admin")
         parser.add_argument("--no-sandbox", action="store_true", help="do not mirror the org into the sandbox")
+        parser.add_argument("--no-customers", action="store_true",
+                            help="only the organisation: no customer tags, channels, welcome messages or codes")
 
     def handle(self, *args, **opts):
         built = org_build(size=OrgSize(areas=opts["areas"], franchisees=opts["franchisees"], stores=opts["stores"],
@@ -27,13 +30,26 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(
             f"demo organisation: {built.regions} regions, {built.franchisees} franchisees, {built.stores} stores, "
             f"{built.staff} staff"))
-        if settings.WECOM_SANDBOX and not opts["no_sandbox"]:
-            try:
-                mirrored = sandbox_mirror_org(sandbox_url=settings.XIAOER_SANDBOX_URL)
-                self.stdout.write(f"WeCom sandbox address book: {mirrored['departments']} departments, "
-                                  f"{mirrored['members']} members")
-            except (OSError, SandboxControlError) as exc:
-                self.stdout.write(self.style.WARNING(f"WeCom sandbox not reachable ({exc}); run seed_demo again "
-                                                     "once it is up to mirror the organisation"))
+        if settings.WECOM_SANDBOX and not opts["no_sandbox"] and self._mirror() and not opts["no_customers"]:
+            self._apps()
         self.stdout.write(f"logins: admin / {opts['admin_password']} (superuser); hq_operator, hq_finance, "
                           f"region_east, franchisee_fr001, manager_s0001, staff_s0001 / {DEMO_PASSWORD}")
+
+    def _mirror(self) -> bool:
+        try:
+            mirrored = sandbox_mirror_org(sandbox_url=settings.XIAOER_SANDBOX_URL)
+        except (OSError, SandboxControlError) as exc:
+            self.stdout.write(self.style.WARNING(f"WeCom sandbox not reachable ({exc}); run seed_demo again "
+                                                 "once it is up to mirror the organisation"))
+            return False
+        self.stdout.write(f"WeCom sandbox address book: {mirrored['departments']} departments, "
+                          f"{mirrored['members']} members")
+        return True
+
+    def _apps(self) -> None:
+        # Tags and codes are made in WeCom (the sandbox), so they come after the address book is there.
+        for seeder in demo_seeders():
+            try:
+                self.stdout.write(seeder.seed())
+            except DemoSeedError as exc:
+                self.stdout.write(self.style.WARNING(str(exc)))
