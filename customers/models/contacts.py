@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
+from django.db.models import Value
 from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
@@ -126,7 +127,13 @@ class Customer(models.Model):
             models.Index(fields=["store", "-id"], name="customer_store_id"),
             models.Index(fields=["region", "-id"], name="customer_region_id"),
             models.Index(fields=["staff", "-id"], name="customer_staff_id"),
-            models.Index(fields=["stage"], name="customer_stage"),
+            # Segments (customers/services/segments.py): a rule on stage/region with tags, activity and member
+            # conditions — and a store-scoped viewer — is answered by an index-only scan of this index (one
+            # parallel pass over the matching (stage, region) entries) instead of ANDing millions of TIDs from
+            # the tag GIN, stage and region indexes. It also serves every stage lookup (no separate index).
+            # Index-only scans need a fresh visibility map: see the autovacuum settings in migration 0004.
+            models.Index(fields=["stage", "region"], include=["member", "store", "id", "active", "tag_ids"],
+                         name="customer_segment_cover"),
         ]
 
     def __str__(self) -> str:
@@ -168,6 +175,12 @@ class Relationship(models.Model):
     description = models.CharField(_("描述"), max_length=150, blank=True)
     remark_mobiles = ArrayField(models.CharField(max_length=32), verbose_name=_("备注手机号"), default=list,
                                 blank=True)
+    # HMAC hashes (customers.services.members.remark_mobile_hashes) of the normalised remark mobiles, written
+    # with remark_mobiles: unification finds a member's customers by index (Member.mobile_hash) instead of
+    # hashing every relationship. db_default: raw INSERT/COPY that leave it out (no mobiles) stay valid.
+    remark_mobile_hashes = ArrayField(models.CharField(max_length=64), verbose_name=_("备注手机号哈希"),
+                                      default=list, db_default=Value([], output_field=ArrayField(
+                                          models.CharField(max_length=64))), blank=True, editable=False)
     tag_ids = ArrayField(models.IntegerField(), verbose_name=_("标签"), default=list, blank=True)
     status = models.CharField(_("状态"), max_length=24, choices=Status.choices, default=Status.ACTIVE)
     ended_at = models.DateTimeField(_("结束时间"), null=True, blank=True)
@@ -190,6 +203,9 @@ class Relationship(models.Model):
             models.Index(fields=["store", "added_at"], name="relationship_store_added"),
             models.Index(fields=["staff", "status"], name="relationship_staff_status"),
             models.Index(fields=["ended_at"], name="relationship_ended", condition=models.Q(ended_at__isnull=False)),
+            # Only the few relationships with a remark mobile: small, and no GIN entry per empty array.
+            GinIndex(fields=["remark_mobile_hashes"], name="relationship_mobile_hashes",
+                     condition=~models.Q(remark_mobile_hashes=[])),
         ]
 
     def __str__(self) -> str:

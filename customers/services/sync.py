@@ -41,9 +41,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from customers.models import STAGE_ORDER, Customer, Relationship, StageChange, Tag
+from customers.models import STAGE_ORDER, Customer, Member, Relationship, StageChange, Tag
 from customers.services.lifecycle import customer_stage_set, stage_on_first_add
+from customers.services.members import remark_mobile_hashes
 from portal.audit import audit_record
+from portal.tasks import enqueue_after_commit
 from portal.wecom.gateway import WeComError, wecom_call
 from portal.wecom.models import SyncRun
 from stores.models import Staff
@@ -66,15 +68,17 @@ def customer_from_wecom(data: dict) -> dict:
 
 
 def follow_from_wecom(external_userid: str, data: dict) -> dict:
-    """A follow from batch/get_by_user's follow_info (tag_id) or externalcontact/get's follow_user (tags)."""
+    """A follow from batch/get_by_user's follow_info (tag_id) or externalcontact/get's follow_user (tags).
+    Remark mobiles come with their hashes (what unification matches members on), computed here so the
+    HMAC key stays in the application."""
     tag_ids = data.get("tag_id")
     if tag_ids is None:
         tag_ids = [t["tag_id"] for t in data.get("tags") or [] if int(t.get("type") or CORP_TAG) == CORP_TAG]
+    mobiles = [str(m)[:32] for m in data.get("remark_mobiles") or [] if m]
     return {"userid": data["userid"], "external_userid": external_userid, "createtime": int(data["createtime"]),
             "remark": data.get("remark") or "", "description": data.get("description") or "",
-            "remark_mobiles": [m for m in data.get("remark_mobiles") or [] if m], "add_way": int(data.get("add_way")
-                                                                                               or 0),
-            "state": data.get("state") or "", "tag_ids": list(tag_ids)}
+            "remark_mobiles": mobiles, "remark_mobile_hashes": remark_mobile_hashes(mobiles),
+            "add_way": int(data.get("add_way") or 0), "state": data.get("state") or "", "tag_ids": list(tag_ids)}
 
 
 # -- the set-based apply ------------------------------------------------------------------------------
@@ -103,12 +107,13 @@ RELATIONSHIPS_UPSERT_SQL = f"""
 WITH incoming AS (
     SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb)
         AS x(userid text, external_userid text, createtime bigint, remark text, description text,
-             remark_mobiles jsonb, add_way int, state text, tag_ids jsonb)
+             remark_mobiles jsonb, remark_mobile_hashes jsonb, add_way int, state text, tag_ids jsonb)
 ), resolved AS (
     SELECT c.id AS customer_id, s.id AS staff_id, s.store_id, to_timestamp(i.createtime) AS added_at, i.add_way,
            left(i.state, 30) AS state, left(i.remark, 30) AS remark, left(i.description, 150) AS description,
            ARRAY(SELECT left(m, 32) FROM jsonb_array_elements_text(i.remark_mobiles) m)::varchar(32)[]
                AS remark_mobiles,
+           ARRAY(SELECT jsonb_array_elements_text(i.remark_mobile_hashes))::varchar(64)[] AS remark_mobile_hashes,
            ARRAY(SELECT t.id FROM customers_tag t
                  WHERE t.wecom_tag_id IN (SELECT jsonb_array_elements_text(i.tag_ids)) AND NOT t.deleted
                  ORDER BY t.id) AS tag_ids
@@ -116,25 +121,27 @@ WITH incoming AS (
     JOIN customers_customer c ON c.external_userid = i.external_userid
     JOIN stores_staff s ON s.userid = i.userid
 ), prior AS (
-    SELECT r.id, {RELATIONSHIP_FINGERPRINT.format(t="r")} AS fingerprint
+    SELECT r.id, {RELATIONSHIP_FINGERPRINT.format(t="r")} AS fingerprint, r.remark_mobile_hashes
     FROM customers_relationship r JOIN resolved x ON r.customer_id = x.customer_id AND r.staff_id = x.staff_id
 ), upserted AS (
     INSERT INTO customers_relationship AS r (customer_id, staff_id, store_id, added_at, add_way, state, campaign_ref,
-                                             remark, description, remark_mobiles, tag_ids, status, ended_at,
-                                             synced_at)
+                                             remark, description, remark_mobiles, remark_mobile_hashes, tag_ids,
+                                             status, ended_at, synced_at)
     SELECT customer_id, staff_id, store_id, added_at, add_way, state, '', remark, description, remark_mobiles,
-           tag_ids, 'active', NULL, %(seen_at)s
+           remark_mobile_hashes, tag_ids, 'active', NULL, %(seen_at)s
     FROM resolved
     ON CONFLICT (staff_id, customer_id) DO UPDATE SET
         store_id = EXCLUDED.store_id, added_at = EXCLUDED.added_at, add_way = EXCLUDED.add_way,
         state = EXCLUDED.state, remark = EXCLUDED.remark, description = EXCLUDED.description,
-        remark_mobiles = EXCLUDED.remark_mobiles, tag_ids = EXCLUDED.tag_ids, status = 'active', ended_at = NULL,
+        remark_mobiles = EXCLUDED.remark_mobiles, remark_mobile_hashes = EXCLUDED.remark_mobile_hashes,
+        tag_ids = EXCLUDED.tag_ids, status = 'active', ended_at = NULL,
         synced_at = EXCLUDED.synced_at
     WHERE r.status = 'active' OR EXCLUDED.added_at > r.ended_at
     RETURNING r.id, r.customer_id, r.staff_id, (xmax = 0) AS inserted,
-              {RELATIONSHIP_FINGERPRINT.format(t="r")} AS fingerprint
+              {RELATIONSHIP_FINGERPRINT.format(t="r")} AS fingerprint, r.remark_mobile_hashes
 )
-SELECT u.customer_id, u.staff_id, u.inserted, u.fingerprint IS DISTINCT FROM p.fingerprint AS changed
+SELECT u.customer_id, u.staff_id, u.inserted, u.fingerprint IS DISTINCT FROM p.fingerprint AS changed,
+       ARRAY(SELECT unnest(u.remark_mobile_hashes) EXCEPT SELECT unnest(p.remark_mobile_hashes)) AS new_hashes
 FROM upserted u LEFT JOIN prior p ON p.id = u.id
 """
 
@@ -210,13 +217,28 @@ class ApplyResult:
                 "relationships_updated": self.relationships_updated, "relationships_ended": self.relationships_ended}
 
 
+def members_unify_for_hashes(*, hashes: set[str]) -> list[int]:
+    """A guide just recorded a mobile some member has (the member came first): link them, on a worker once
+    this commits (members imported later are linked by their import). Returns the members queued."""
+    if not hashes:
+        return []
+    member_ids = sorted(Member.objects.filter(mobile_hash__in=sorted(hashes)).exclude(mobile_hash="")
+                        .values_list("pk", flat=True))  # the exclude matches the mobile_hash index predicate
+    if member_ids:
+        from customers.tasks.members import members_unify_task  # the tasks import this module
+
+        enqueue_after_commit(members_unify_task, member_ids=member_ids)
+    return member_ids
+
+
 def _unique(rows: list[dict], *keys: str) -> list[dict]:
     """One row per key: an INSERT … ON CONFLICT DO UPDATE cannot touch the same row twice."""
     return list({tuple(row[k] for k in keys): row for row in rows}.values())
 
 
-def contacts_apply(*, customers: list[dict], follows: list[dict]) -> ApplyResult:
-    """Upsert what WeCom listed (customers, then their follows), set-based; refresh what changed."""
+def contacts_apply(*, customers: list[dict], follows: list[dict], refresh: bool = True) -> ApplyResult:
+    """Upsert what WeCom listed (customers, then their follows), set-based; refresh what changed (unless the
+    caller refreshes once itself, later: ``result.customer_ids``)."""
     result = ApplyResult()
     customers, follows = _unique(customers, "external_userid"), _unique(follows, "userid", "external_userid")
     _tags_known_or_pull(follows)
@@ -231,7 +253,9 @@ def contacts_apply(*, customers: list[dict], follows: list[dict]) -> ApplyResult
             # synced_at is the application's clock, like the run start and read times it is compared with.
             cursor.execute(RELATIONSHIPS_UPSERT_SQL, {"rows": json.dumps(follows, ensure_ascii=False),
                                                       "seen_at": timezone.now()})
-            for customer_id, staff_id, inserted, changed in cursor.fetchall():
+            new_hashes: set[str] = set()
+            for customer_id, staff_id, inserted, changed, hashes in cursor.fetchall():
+                new_hashes.update(hashes)
                 if inserted:
                     result.relationships_created += 1
                 elif changed:
@@ -239,7 +263,9 @@ def contacts_apply(*, customers: list[dict], follows: list[dict]) -> ApplyResult
                 if inserted or changed:
                     result.customer_ids.add(customer_id)
                     result.staff_ids.add(staff_id)
-    customers_refresh(customer_ids=result.customer_ids)
+            members_unify_for_hashes(hashes=new_hashes)
+    if refresh:
+        customers_refresh(customer_ids=result.customer_ids)
     return result
 
 
@@ -341,8 +367,8 @@ def customer_read(*, external_userid: str, caller: str = "customers.sync") -> Cu
             return CustomerRead(external_userid=external_userid, customer=customer, follows=follows)
 
 
-def read_apply(read: CustomerRead) -> ApplyResult:
-    return contacts_apply(customers=[read.customer] if read.customer else [], follows=read.follows)
+def read_apply(read: CustomerRead, *, refresh: bool = True) -> ApplyResult:
+    return contacts_apply(customers=[read.customer] if read.customer else [], follows=read.follows, refresh=refresh)
 
 
 def follow_user_ids() -> set[str]:

@@ -55,8 +55,8 @@ RETURNING id
 # A row made by a delete that arrived first (added_at = ended_at) learns its real add time.
 ADDED_ENDED_SQL = """
 INSERT INTO customers_relationship AS r (customer_id, staff_id, store_id, added_at, add_way, state, campaign_ref,
-    remark, description, remark_mobiles, tag_ids, status, ended_at, synced_at)
-VALUES (%(customer_id)s, %(staff_id)s, %(store_id)s, %(at)s, 0, %(state)s, '', '', '', '{}', '{}',
+    remark, description, remark_mobiles, remark_mobile_hashes, tag_ids, status, ended_at, synced_at)
+VALUES (%(customer_id)s, %(staff_id)s, %(store_id)s, %(at)s, 0, %(state)s, '', '', '', '{}', '{}', '{}',
         'deleted_by_staff', %(at)s, %(seen_at)s)
 ON CONFLICT (staff_id, customer_id) DO UPDATE SET
     added_at = EXCLUDED.added_at, state = CASE WHEN r.state = '' THEN EXCLUDED.state ELSE r.state END
@@ -72,8 +72,8 @@ WHERE staff_id = %(staff_id)s AND customer_id = %(customer_id)s AND added_at <= 
 
 END_INSERT_SQL = """
 INSERT INTO customers_relationship (customer_id, staff_id, store_id, added_at, add_way, state, campaign_ref, remark,
-    description, remark_mobiles, tag_ids, status, ended_at, synced_at)
-VALUES (%(customer_id)s, %(staff_id)s, %(store_id)s, %(at)s, 0, '', '', '', '', '{}', '{}', %(status)s, %(at)s,
+    description, remark_mobiles, remark_mobile_hashes, tag_ids, status, ended_at, synced_at)
+VALUES (%(customer_id)s, %(staff_id)s, %(store_id)s, %(at)s, 0, '', '', '', '', '{}', '{}', '{}', %(status)s, %(at)s,
         %(seen_at)s)
 ON CONFLICT (staff_id, customer_id) DO NOTHING
 """
@@ -122,7 +122,7 @@ def contact_event_apply(*, change_type: str, fields: dict) -> str:
 def _contact_event_locked(change_type: str, fields: dict, userid: str, external_userid: str) -> str:
     at = event_time(fields)
     read = customer_read(external_userid=external_userid, caller=f"customers.event.{change_type}")
-    result = read_apply(read)
+    result = read_apply(read, refresh=False)  # refreshed once below, after the time-critical welcome
     staff = _staff_for(userid)
     outcome = "applied"
     if staff is not None and change_type in ADDING and read.follow_of(userid) is None:
@@ -133,10 +133,11 @@ def _contact_event_locked(change_type: str, fields: dict, userid: str, external_
             status = Relationship.Status.TRANSFERRED
         outcome = _relationship_end(staff, external_userid, status, at)
     customer_id = _customer_id_ensure(external_userid)
-    customers_refresh(customer_ids=result.customer_ids | {customer_id})
-    staff_counts_refresh(staff_ids=result.staff_ids | ({staff.pk} if staff else set()))
     if staff is not None and change_type == "add_external_contact":
         _acquisition(staff, customer_id, fields, at)
+    # One refresh for everything above, auto-tags included (they may advance the stage).
+    customers_refresh(customer_ids=result.customer_ids | {customer_id})
+    staff_counts_refresh(staff_ids=result.staff_ids | ({staff.pk} if staff else set()))
     return outcome
 
 
@@ -165,12 +166,12 @@ def _acquisition(staff: Staff, customer_id: int, fields: dict, at: datetime) -> 
     """Attribution, auto-tags and the welcome message, for the add this event reports (not an older one)."""
     from customers.services.acquisition import acquisition_on_add
 
-    relationship = Relationship.objects.filter(staff=staff, customer_id=customer_id).first()
+    relationship = Relationship.objects.select_related("customer", "staff__store", "store").filter(
+        staff=staff, customer_id=customer_id).first()
     if relationship is None or abs((relationship.added_at - at).total_seconds()) > ADD_EVENT_TOLERANCE:
         return
     acquisition_on_add(relationship=relationship, state=fields.get("State") or "",
                        welcome_code=fields.get("WelcomeCode") or "", event_at=at)
-    customers_refresh(customer_ids=[customer_id])  # auto-tags may advance the stage
 
 
 def transfer_failed_record(*, fields: dict) -> str:

@@ -4,15 +4,22 @@ It adds what wechatpy lacks: a rate limiter shared by all processes (Redis), ret
 exponential backoff and jitter on rate limits (45009/45033), system busy (-1), HTTP 5xx and
 network errors, explicit timeouts, and a record of each call (``WeComCall``). wechatpy itself
 re-fetches the token on 40001/40014/42001; the token is shared through Redis.
+
+Uploads (``wecom_upload``) send the file as bytes: wechatpy 1.8.18 re-sends the very same file
+object after refreshing an expired token, a stream already read to its end, so WeCom would get an
+empty file (44001). Bytes are encoded afresh on every send, by wechatpy's retry and by ours.
 """
 
 from __future__ import annotations
 
 import json
+import mimetypes
+import os
 import random
 import time
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -108,9 +115,14 @@ def _backoff(attempt: int, base: float) -> float:
 
 
 def wecom_call(endpoint: str, *, method: str = "post", params: dict | None = None, data: Any = None,
-               caller: str = "", secret_kind: str = "app", client: WeComClient | None = None) -> dict:
-    """Call ``endpoint`` (e.g. "externalcontact/transfer_customer"); returns WeCom's JSON or raises."""
+               caller: str = "", secret_kind: str = "app", client: WeComClient | None = None,
+               media: MediaFile | None = None) -> dict:
+    """Call ``endpoint`` (e.g. "externalcontact/transfer_customer"); returns WeCom's JSON or raises.
+
+    ``media``: a file for the upload endpoints (use ``wecom_upload``), sent whole on every attempt.
+    """
     config = gateway_config()
+    logged = data if media is None else media.summary()  # the record says which file, never its bytes
     client = client or wecom_client(secret_kind=secret_kind)
     started = time.perf_counter()
     errcode: int | None = None
@@ -121,9 +133,11 @@ def wecom_call(endpoint: str, *, method: str = "post", params: dict | None = Non
             kwargs: dict[str, Any] = {"params": dict(params or {})}
             if data is not None:
                 kwargs["data"] = data
+            if media is not None:
+                kwargs["files"] = media.as_files()
             result = client.get(endpoint, **kwargs) if method == "get" else client.post(endpoint, **kwargs)
             _record(endpoint=endpoint, caller=caller, errcode=0, errmsg="ok", attempts=attempt, started=started,
-                    params=params, data=data)
+                    params=params, data=logged)
             return result
         except WeChatClientException as exc:
             errcode, errmsg = exc.errcode, str(exc.errmsg or "")
@@ -137,9 +151,67 @@ def wecom_call(endpoint: str, *, method: str = "post", params: dict | None = Non
             break
         time.sleep(_backoff(attempt, config.backoff_base))
     _record(endpoint=endpoint, caller=caller, errcode=errcode if errcode is not None else -999, errmsg=errmsg,
-            attempts=attempt, started=started, params=params, data=data)
+            attempts=attempt, started=started, params=params, data=logged)
     if errcode in RATE_LIMIT_ERRCODES:
         raise WeComRateLimited(endpoint=endpoint, errcode=errcode, errmsg=errmsg)
     if errcode is None or errcode == -1:
         raise WeComUnavailable(endpoint=endpoint, errcode=errcode, errmsg=errmsg)
     raise WeComError(endpoint=endpoint, errcode=errcode, errmsg=errmsg)
+
+
+# -- uploads ------------------------------------------------------------------------------------------------
+UPLOAD_ENDPOINTS = ("media/upload", "media/uploadimg", "media/upload_attachment")
+EMPTY_MEDIA = 44001
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """A file for WeCom's upload endpoints, held as bytes (see the module docstring for why not a stream)."""
+
+    filename: str
+    content: bytes
+    content_type: str
+
+    def as_files(self) -> dict:
+        # bytes, not a BytesIO: requests re-encodes them on each send, wechatpy's token retry included.
+        return {"media": (self.filename, self.content, self.content_type)}
+
+    def summary(self) -> dict:
+        return {"media": self.filename, "bytes": len(self.content), "content_type": self.content_type}
+
+
+def media_file(source, *, filename: str = "", content_type: str = "") -> MediaFile:
+    """``source`` as a MediaFile: bytes, a path, or a file object (Django File/UploadedFile/FieldFile,
+    BytesIO, an open file), read whole from its start whatever its position."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        content = bytes(source)
+    elif isinstance(source, str | os.PathLike):
+        content = Path(source).read_bytes()
+        filename = filename or Path(source).name
+    else:
+        if getattr(source, "closed", False) and hasattr(source, "open"):
+            source.open("rb")  # a Django FieldFile/File that was closed: open it again
+        if hasattr(source, "seek"):
+            source.seek(0)
+        content = source.read()
+        if isinstance(content, str):
+            raise TypeError("the file must be opened in binary mode")
+        filename = filename or os.path.basename(str(getattr(source, "name", "") or ""))
+        content_type = content_type or getattr(source, "content_type", "") or ""
+    filename = filename or "media"
+    content_type = content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    return MediaFile(filename=filename, content=content, content_type=content_type)
+
+
+def wecom_upload(endpoint: str, *, source, filename: str = "", content_type: str = "", params: dict | None = None,
+                 caller: str = "", secret_kind: str = "app", client: WeComClient | None = None) -> dict:
+    """Upload a file: ``media/upload`` (params type=image|voice|video|file → media_id, valid 3 days),
+    ``media/uploadimg`` (→ a permanent url) or ``media/upload_attachment``. The ONLY way to upload:
+    the whole file goes out on every attempt, across token refreshes and retries."""
+    if endpoint not in UPLOAD_ENDPOINTS:
+        raise ValueError(f"{endpoint} is not an upload endpoint ({', '.join(UPLOAD_ENDPOINTS)})")
+    media = media_file(source, filename=filename, content_type=content_type)
+    if not media.content:  # WeCom's own answer, without spending a call on it
+        raise WeComError(endpoint=endpoint, errcode=EMPTY_MEDIA, errmsg=f"empty media data: {media.filename} "
+                         "is empty (nothing was sent)")
+    return wecom_call(endpoint, params=params, caller=caller, secret_kind=secret_kind, client=client, media=media)

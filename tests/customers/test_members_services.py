@@ -19,6 +19,7 @@ from customers.services.members import (
     mobile_hash,
     mobile_masked,
     mobile_normalize,
+    remark_mobile_hashes,
     rfm_compute,
 )
 from tests.factories import CustomerFactory
@@ -66,7 +67,8 @@ def test_upsert_creates_then_changes_nothing_when_sent_again_and_a_blank_never_e
 def _customer(staff, *, unionid: str = "", remark_mobiles: tuple[str, ...] = ()) -> Customer:
     customer = CustomerFactory(staff=staff, unionid=unionid)
     if remark_mobiles:
-        customer.relationships.update(remark_mobiles=list(remark_mobiles))
+        customer.relationships.update(remark_mobiles=list(remark_mobiles),
+                                      remark_mobile_hashes=remark_mobile_hashes(remark_mobiles))
     return customer
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import email.parser
 import email.policy
+import hashlib
 import html
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
@@ -65,6 +66,7 @@ MEDIA_LIMITS = {  # type → (max bytes, errcode above it); "所有文件size必
     "image": (10 * MB, INVALID_IMAGE_SIZE), "voice": (2 * MB, INVALID_FILE_SIZE),
     "video": (10 * MB, INVALID_VIDEO_SIZE), "file": (20 * MB, INVALID_FILE_SIZE)}
 UPLOADIMG_MAX = 2 * MB  # media/uploadimg: "图片文件大小应在 5B ~ 2MB 之间"
+MEDIA_RECEIVED_KEEP = 200  # the upload log (sandbox only) keeps the latest bodies' sizes and digests
 MASS_MAX_CUSTOMERS = 10_000
 MASS_MAX_ATTACHMENTS = 9
 MASS_ATTACHMENT_TYPES = ("image", "link", "miniprogram", "video", "file")
@@ -122,16 +124,37 @@ def _media(call: Call) -> dict[str, dict]:
 
 
 def _multipart_file(call: Call) -> tuple[str, str, bytes]:
-    """(filename, content type, bytes) of the form-data part named ``media``."""
+    """(filename, content type, bytes) of the form-data part named ``media``; every upload that got this
+    far is logged (``media/received``), an empty one too, so tests can see what really arrived."""
     content_type = call.headers.get("content-type", "")
     if "multipart/form-data" not in content_type:
+        _received(call, "", b"")
         raise ApiError(EMPTY_MEDIA, "empty media data: POST multipart/form-data with a part named media")
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
         b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + call.raw)
     for part in message.iter_parts():
         if part.get_param("name", header="content-disposition") == "media":
-            return part.get_filename() or "media", part.get_content_type(), part.get_payload(decode=True) or b""
+            filename, data = part.get_filename() or "media", part.get_payload(decode=True) or b""
+            _received(call, filename, data)
+            return filename, part.get_content_type(), data
+    _received(call, "", b"")
     raise ApiError(EMPTY_MEDIA, "empty media data: no form-data part named media")
+
+
+def _received(call: Call, filename: str, data: bytes) -> None:
+    """The sandbox's own log of upload bodies (WeCom keeps none): size and digest, never the bytes."""
+    log = call.state.table("media_received")  # insertion-ordered: oldest first
+    log[call.state.random_id("up", 16)] = {"endpoint": call.path, "filename": filename, "size": len(data),
+                                           "sha256": hashlib.sha256(data).hexdigest(), "at": call.now()}
+    while len(log) > MEDIA_RECEIVED_KEEP:
+        del log[next(iter(log))]
+
+
+@control("media/received", methods=("GET",))
+def media_received(call: Call) -> dict:
+    """The upload bodies that reached a media endpoint, oldest first: {endpoint, filename, size, sha256, at}.
+    Calls refused before reading the body (an expired token, an injected fault) are not in it."""
+    return {"received": list(call.state.table("media_received").values())}
 
 
 def _check_format(kind: str, data: bytes) -> None:
