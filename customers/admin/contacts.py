@@ -28,6 +28,7 @@ from import_export import fields, resources
 from import_export.admin import ExportMixin
 
 from customers.models import Customer, Relationship, StageChange, Tag
+from customers.services.members import MemberDataError, mobile_masked, mobile_normalize
 from customers.services.sync import (
     DESCRIPTION_MAX,
     REMARK_MAX,
@@ -64,6 +65,13 @@ def _tags_text(names_by_id: dict[int, str], tag_ids: list[int]) -> str:
     if len(names) > TAGS_SHOWN:
         return _("%(tags)s 等 %(n)d 个") % {"tags": "、".join(names[:TAGS_SHOWN]), "n": len(names)}
     return "、".join(names)
+
+
+def _remark_mobile_masked(raw: str) -> str:
+    try:
+        return mobile_masked(mobile_normalize(raw))
+    except MemberDataError:  # a landline or a typo: show only its last digits
+        return f"****{raw[-4:]}" if len(raw) > 4 else "****"
 
 
 # -- filters ---------------------------------------------------------------------------------------------
@@ -413,7 +421,8 @@ class RelationshipAdmin(ScopedAdmin):
     ordering = ("-id",)
     sortable_by = ()
     fields = ("customer", "staff", "store", "status", "added_at", "ended_at", "add_way", "state", "channel",
-              "contact_way", "campaign_ref", "remark", "description", "remark_mobiles", "tags_shown", "synced_at")
+              "contact_way", "campaign_ref", "remark", "description", "remark_mobiles_masked", "tags_shown",
+              "synced_at")
 
     def get_readonly_fields(self, request, obj=None):
         return [f for f in self.fields if f not in ("remark", "description")]
@@ -432,6 +441,11 @@ class RelationshipAdmin(ScopedAdmin):
     @admin.display(description=gettext_lazy("标签"))
     def tags_shown(self, obj):
         return _tags_text(_tag_names(obj.tag_ids), obj.tag_ids)
+
+    @admin.display(description=gettext_lazy("备注手机号"))
+    def remark_mobiles_masked(self, obj):
+        # HQ and region users see many stores' customers: masked, as members' mobiles are.
+        return "、".join(_remark_mobile_masked(m) for m in obj.remark_mobiles) or "—"
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
