@@ -7,8 +7,11 @@ scan) and the home store's region (with its sub-regions).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.urls import NoReverseMatch, reverse
@@ -16,7 +19,16 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from customers.models import Member, MemberImport
-from customers.resources.members import MemberResource
+from customers.resources import members as member_resources
+from customers.resources.members import (
+    PREVIEW_ROWS,
+    MemberCSV,
+    MemberFileEmpty,
+    MemberFileTooLarge,
+    MemberResource,
+    MemberXLSX,
+    too_large_message,
+)
 from customers.services.members import (
     MemberDataError,
     member_levels,
@@ -28,6 +40,7 @@ from customers.services.members import (
 from customers.services.members_import import (
     ACCEPTED_SUFFIXES,
     MemberImportError,
+    cell_text,
     member_file_check,
     member_import_enqueue,
 )
@@ -37,6 +50,7 @@ from stores.models import Region
 from stores.scoping import region_ids_with_descendants
 
 UNIFY_ACTION_MAX = 10_000
+INVALID_ROWS_SHOWN = 500  # a file with more bad rows is fixed from the first 500 (the count says how many)
 
 
 class LevelFilter(admin.SimpleListFilter):
@@ -92,9 +106,73 @@ class MemberForm(forms.ModelForm):
         return super().save(commit)
 
 
+@dataclass
+class InvalidRowShown:
+    line: int  # the spreadsheet's line (line 1 is the header)
+    messages: list[str]
+    values: tuple
+
+
+def _invalid_row_shown(row, labels: dict[str, str], headers: list[str]) -> InvalidRowShown:
+    messages_ = []
+    for key, errors in row.error_dict.items():
+        label = labels.get(key, "") if key != NON_FIELD_ERRORS else ""
+        # The widgets' messages name their column already; other messages may not.
+        messages_ += [m if not label or m.startswith(label) else f"{label}：{m}" for m in map(str, errors)]
+    # Cells as the import read them (cell_text: 13800001234 not 13800001234.0, dates as 2026-01-05).
+    return InvalidRowShown(line=row.number + 1, messages=messages_, values=tuple(
+        _masked_if_mobile(value) if header == labels["mobile_masked"] else cell_text(value)
+        for header, value in zip(headers, row.values, strict=False)))
+
+
+def _masked_if_mobile(value):
+    """A good mobile in a bad row is shown masked, like everywhere else; a bad one as typed (to fix it)."""
+    try:
+        return mobile_masked(mobile_normalize(cell_text(value).strip()))
+    except MemberDataError:
+        return cell_text(value)
+
+
+def _failure_reason(result) -> str:
+    if result.base_errors:
+        return str(result.base_errors[0].error)
+    if result.invalid_rows:
+        labels = {field.attribute: str(field.column_name) for field in MemberResource.fields.values()}
+        row = _invalid_row_shown(result.invalid_rows[0], labels, result.diff_headers)
+        more = len(result.invalid_rows) - 1
+        suffix = _("（另有 %(n)s 行有误）") % {"n": more} if more else ""
+        return _("第 %(line)s 行：%(message)s") % {"line": row.line, "message": "；".join(row.messages)} + suffix
+    row_errors = result.row_errors()
+    return str(row_errors[0][1][0].error) if row_errors else ""
+
+
+def import_preview_context(result) -> dict:
+    """What the import page shows of a result: the bad rows (up to INVALID_ROWS_SHOWN) or the first
+    PREVIEW_ROWS rows to be written, with the totals: rendering 10,000 rows took longer than reading them."""
+    labels = {field.attribute: str(field.column_name) for field in MemberResource.fields.values()}
+    invalid = [_invalid_row_shown(row, labels, result.diff_headers) for row in result.invalid_rows[:INVALID_ROWS_SHOWN]]
+    shown = [row for row in result.rows if row.diff is not None][:PREVIEW_ROWS]
+    totals = {key: f"{value:,}" for key, value in result.totals.items()}
+    listed = result.totals["new"] + result.totals["update"]
+    context = {
+        "invalid_shown": invalid,
+        "preview_rows": shown,
+        "preview_totals": _("文件共 %(total)s 行：新增 %(new)s 行，更新 %(update)s 行，无变化 %(skip)s 行（不写入）")
+        % {**totals, "total": f"{result.total_rows:,}"},
+    }
+    if len(result.invalid_rows) > len(invalid):
+        context["invalid_note"] = _("共 %(n)s 行有误，仅显示前 %(shown)s 行") % {
+            "n": f"{len(result.invalid_rows):,}", "shown": len(invalid)}
+    if listed > len(shown):
+        context["preview_note"] = _("共 %(n)s 行，仅显示前 %(shown)s 行") % {"n": f"{listed:,}", "shown": len(shown)}
+    return context
+
+
 @admin.register(Member)
 class MemberAdmin(ScopedImportExportAdmin):
     resource_classes = [MemberResource]
+    import_template_name = "admin/customers/member/import.html"
+    skip_admin_log = True  # MemberResource records one audit event per imported file instead
     form = MemberForm
     list_display = ("member_no", "name", "mobile_masked", "level", "points", "lifetime_spend", "order_count",
                     "last_purchase_on", "home_store", "rfm", "customer_link")
@@ -121,6 +199,49 @@ class MemberAdmin(ScopedImportExportAdmin):
         except MemberDataError:
             pass
         return queryset.filter(match), False
+
+    # -- the Excel/CSV import (django-import-export) ----------------------------------------------------
+
+    def get_import_formats(self):
+        return [MemberCSV, MemberXLSX]  # what the fast path reads too; both refuse oversized files
+
+    def import_action(self, request, **kwargs):
+        response = super().import_action(request, **kwargs)
+        context = getattr(response, "context_data", None)
+        if context is not None:
+            context["member_import_url"] = reverse("admin:customers_memberimport_add")
+            context["member_import_max"] = f"{member_resources.WEB_IMPORT_MAX_ROWS:,}"
+            if context.get("result") is not None:
+                context.update(import_preview_context(context["result"]))
+        return response
+
+    def get_import_data_kwargs(self, **kwargs):
+        # A row that turns bad between preview and confirm (a store closed meanwhile) rolls the whole
+        # confirm back too: nothing is ever half-written.
+        return {**super().get_import_data_kwargs(**kwargs), "rollback_on_validation_errors": True}
+
+    def process_result(self, result, request):
+        if result.has_errors() or result.has_validation_errors():
+            self.message_user(request, _("导入失败，未写入任何数据：%(reason)s。请重新上传文件预览。") % {
+                "reason": _failure_reason(result)}, messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:customers_member_import"))
+        return super().process_result(result, request)
+
+    def add_success_message(self, result, request):
+        self.message_user(request, _("导入完成：新增 %(new)s 个会员，更新 %(update)s 个，%(skip)s 行无变化") % {
+            key: f"{result.totals[key]:,}" for key in ("new", "update", "skip")}, messages.SUCCESS)
+
+    def add_data_read_fail_error_to_form(self, form, e):
+        if isinstance(e, MemberFileTooLarge):
+            form.add_error("import_file", format_html('{} <a href="{}">{}</a>', too_large_message(e.rows),
+                                                      reverse("admin:customers_memberimport_add"), _("去上传")))
+        elif isinstance(e, MemberFileEmpty):
+            form.add_error("import_file", _("文件是空的"))
+        elif isinstance(e, UnicodeDecodeError):
+            form.add_error("import_file", _("CSV 文件不是 UTF-8 编码：请另存为 UTF-8 CSV 或 .xlsx"
+                                            "（会员导入任务也接受 GBK）"))
+        else:
+            super().add_data_read_fail_error_to_form(form, e)
 
     @admin.display(description=_("RFM"))
     def rfm(self, obj):
