@@ -1,9 +1,11 @@
-"""The naive callback endpoint: decrypt, store and run the handler inside the request."""
+"""The baseline server's URLs: the naive callback endpoint (decrypt, store and run the handler inside the
+request) and the stock customer admin (bench/baseline_admin.py) at /admin/."""
 
 from django.http import HttpResponse, HttpResponseForbidden
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
+from bench.baseline_admin import baseline_site
 from portal.wecom.callbacks import CallbackRejected, callback_decrypt, callback_store, event_parse
 from portal.wecom.events import callback_event_process
 
@@ -25,4 +27,5 @@ def healthz(request):
     return HttpResponse("ok")
 
 
-urlpatterns = [path("wecom/callback/", inline_callback), path("healthz", healthz)]
+urlpatterns = [path("wecom/callback/", inline_callback), path("healthz", healthz),
+               path("admin/", baseline_site.urls)]

@@ -15,6 +15,7 @@ from customers.models import Customer, Member, Relationship, StageChange, Tag
 from customers.services.members import mobile_hash
 from customers.services.sync import customers_sync_full
 from customers.services.tags import tags_pull
+from portal import pagination
 from portal.models import AuditEvent
 from portal.wecom.gateway import wecom_call
 from tests.customers.sync_helpers import corp_tags_create, customers_load, sandbox_calls, wecom_org
@@ -98,6 +99,47 @@ def test_the_list_costs_the_same_queries_for_5_or_50_customers(org, hq_operator,
         page = client.get(reverse(CHANGELIST))
     assert len(page.context["cl"].result_list) == 50
     assert len(many.captured_queries) == len(few.captured_queries)
+
+
+def test_a_deep_page_finds_its_ids_first_and_shows_the_same_customers(org, monkeypatch):
+    """At OFFSET thousands the page's ids come from an index-only walk; only the page's rows are joined."""
+    for _ in range(7):
+        CustomerFactory(staff=org.guide_a)
+    queryset = Customer.objects.select_related("store", "staff").order_by("-id")
+    expected = [c.pk for c in queryset[2:4]]
+    monkeypatch.setattr(pagination, "DEFERRED_JOIN_FROM", 2)
+    with CaptureQueriesContext(connection) as queries:
+        shown = [c.pk for c in pagination.EstimatedCountPaginator(queryset, 2).page(2).object_list]
+    assert shown == expected
+    ids_sql, rows_sql = (q["sql"] for q in queries.captured_queries if "OFFSET" in q["sql"] or " IN (" in q["sql"])
+    assert "OFFSET 2" in ids_sql and "stores_store" not in ids_sql  # the ids alone, no join
+    assert "OFFSET" not in rows_sql and "stores_store" in rows_sql  # then the page's rows with their joins
+    monkeypatch.setattr(pagination, "DEFERRED_JOIN_FROM", 1000)
+    assert [c.pk for c in pagination.EstimatedCountPaginator(queryset, 2).page(2).object_list] == expected
+
+
+def test_a_costly_or_huge_filtered_count_is_the_planners_estimate_once_enough_rows_exist(org, monkeypatch):
+    """Counting 40,000 张伟… exactly fetches a heap page each, a region's million customers would be cut at the
+    cap: such lists show the planner's estimate — unless fewer than COUNT_PROBE rows really exist."""
+    for _ in range(5):
+        CustomerFactory(staff=org.guide_a)
+    queryset = Customer.objects.filter(store=org.store_a).order_by("-id")
+    rows, cost = pagination.query_plan_estimate(queryset)  # EXPLAIN's "Plan Rows" and "Total Cost", nothing run
+    assert rows >= 1 and cost > 0
+
+    def count():
+        return pagination.EstimatedCountPaginator(queryset, 2).count
+
+    monkeypatch.setattr(pagination, "query_plan_estimate", lambda queryset: (10, 50.0))
+    assert count() == 5  # cheap: counted exactly
+    monkeypatch.setattr(pagination, "query_plan_estimate", lambda queryset: (13_550, 45_694.0))
+    assert count() == 5  # a costly plan but only a few rows really there: their exact count
+    monkeypatch.setattr(pagination, "COUNT_PROBE", 3)
+    with CaptureQueriesContext(connection) as queries:
+        assert count() == 13_550  # enough rows seen: the estimate
+    assert "LIMIT 3" in queries.captured_queries[-1]["sql"]  # the probe counted 3 rows, not all of them
+    monkeypatch.setattr(pagination, "query_plan_estimate", lambda queryset: (1_098_635, 4_000.0))
+    assert count() == 1_098_635  # more than the cap: an exact count could only say "100,000"
 
 
 # -- scoping ------------------------------------------------------------------------------------------
