@@ -4,11 +4,12 @@ snapshots freeze the rows of the moment."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -131,6 +132,50 @@ def test_the_rule_is_one_query_on_customers_using_the_tag_array(world, hq_operat
     assert sql.count("JOIN") == 1 and 'JOIN "customers_member"' in sql
     east = sorted([org.east.pk, org.east_sh.pk, org.east_hz.pk])
     assert f'"customers_customer"."region_id" IN ({", ".join(map(str, east))})' in sql
+
+
+COVER_COLUMNS_SQL = """
+SELECT array_agg(a.attname::text ORDER BY k.n)
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE c.relname = 'customer_segment_cover'
+"""
+
+
+@pytest.mark.parametrize("viewer", ["hq_operator", "region_manager_east", "franchisee_owner", "store_manager_of_a"])
+def test_a_stage_and_region_rule_reads_only_columns_of_the_covering_index(world, org, viewer, request):
+    # The 10 M-customer goal (bench/segments.py) rests on this: everything the compiled rule reads on
+    # customers — tags, stage, region, activity, the member link, a store-scoped viewer's stores, the id a
+    # snapshot stores — is in customer_segment_cover, so PostgreSQL can answer from the index alone.
+    by = request.getfixturevalue(viewer)
+    rule = {"tags": {"any": [world.vip.pk], "all": [world.mom.pk], "none": [world.black.pk]},
+            "regions": [org.east.pk], "stages": ["interested", "lead"], "active": True, "spend": {"min": "100"}}
+    sql, _params = segment_queryset(rule=rule, by=by).order_by().values("pk").query.sql_with_params()
+    read = set(re.findall(r'"customers_customer"\."(\w+)"', sql))
+    with connection.cursor() as cursor:
+        cursor.execute(COVER_COLUMNS_SQL)
+        columns = cursor.fetchone()[0]
+    assert columns[:2] == ["stage", "region_id"]  # the key: the rule's stages × regions are ranges of it
+    assert {"tag_ids", "stage", "region_id", "active", "member_id", "id"} <= read
+    assert read <= set(columns), read - set(columns)
+
+
+def test_the_statement_settings_hold_for_the_segment_statement_only(world, hq_operator):
+    def current():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('work_mem'), current_setting('random_page_cost')")
+            return cursor.fetchone()
+
+    before = current()
+    assert before != ("64MB", "1.1")
+    with transaction.atomic():  # even inside a caller's transaction (local settings outlive savepoints)
+        with segments_service.segment_statement():
+            assert current() == ("64MB", "1.1")
+        assert current() == before
+        with pytest.raises(RuntimeError), segments_service.segment_statement():
+            raise RuntimeError("a failed count")
+        assert current() == before
 
 
 # -- validation --------------------------------------------------------------------------------------
