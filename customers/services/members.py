@@ -12,7 +12,9 @@ change nothing are not written (``IS DISTINCT FROM``), so re-sending the same da
 Unification links ``Customer.member`` (one member per customer and vice versa):
   1. by ``unionid`` (the strongest evidence: WeChat's own identity);
   2. else by mobile: a relationship's ``remark_mobiles`` (the mobile a staff member recorded for
-     the customer), normalised and hashed in SQL, equal to a member's ``mobile_hash``.
+     the customer), kept hashed beside them in ``remark_mobile_hashes`` (written by the sync with the
+     raw numbers, GIN-indexed), equal to a member's ``mobile_hash``. A run for some members looks
+     their customers up through that index; only the full nightly run reads every relationship.
 Ties are broken by the lowest id on both sides, so a run gives the same links whatever the
 order of the data; every tie is reported (duplicated members in the CRM are HQ's to merge).
 """
@@ -61,7 +63,8 @@ def mobile_normalize(raw: str) -> str:
     """A Chinese mainland mobile as 11 digits starting with 1; raises MemberDataError otherwise.
 
     Accepts what people type and spreadsheets produce: ``+86 138 0000 0000``, ``0086-138…``,
-    ``86138…``, full-width digits. Kept in step with ``_REMARK_MOBILE_SQL`` (the SQL twin).
+    ``86138…``, full-width digits. Kept in step with ``_REMARK_MOBILE_SQL`` (the SQL twin, which
+    ``relationship_mobile_hashes_backfill`` uses).
     """
     text = raw if raw.isascii() else raw.translate(_FULLWIDTH)
     if len(text) != 11 or not text.isdigit():
@@ -253,7 +256,7 @@ def members_upsert(*, records: list[MemberRecord]) -> dict[str, UpsertOutcome]:
     """Upsert already-validated records in one statement; returns each member_no's outcome.
 
     Store codes must exist (callers check them, in the caller's scope); unification of the
-    written members is left to the caller (it scans relationships: do it after commit).
+    written members is left to the caller (do it after commit).
     """
     if not records:
         return {}
@@ -278,20 +281,100 @@ def member_upsert(*, record: MemberRecord) -> UpsertOutcome:
     return members_upsert(records=[record])[record.member_no]
 
 
-# -- unification ------------------------------------------------------------------------------------
+# -- remark mobiles: hashed beside the raw ones on each relationship ----------------------------------
 
-# A remark mobile normalised like mobile_normalize() does, then HMAC-SHA256'd with the padded keys.
+def remark_mobile_hashes(mobiles) -> list[str]:
+    """What ``Relationship.remark_mobile_hashes`` holds for these remark mobiles: the HMAC of each one
+    that is a mainland mobile once normalised, sorted, without duplicates. A landline or a typo stays in
+    ``remark_mobiles`` only (shown, never matched)."""
+    hashes = set()
+    for raw in mobiles or ():
+        try:
+            hashes.add(mobile_hash(mobile_normalize(str(raw))))
+        except MemberDataError:
+            continue
+    return sorted(hashes)
+
+
+# remark_mobile_hashes() in SQL, for rows written before the column existed (or after a key change):
+# rm.raw normalised like mobile_normalize() does, then HMAC-SHA256'd with the padded keys.
 _REMARK_MOBILE_SQL = (r"regexp_replace(regexp_replace(translate(rm.raw, '０１２３４５６７８９＋', '0123456789+'), "
                       r"'[[:space:]()-]', '', 'g'), '^(\+86|0086|86(?=[0-9]{11}$))', '')")
 
-REMARK_HASHES_SQL = f"""
+REMARK_HASHES_BACKFILL_SQL = f"""
+UPDATE customers_relationship r SET remark_mobile_hashes = x.hashes
+FROM (SELECT r2.id, ARRAY(
+          SELECT DISTINCT encode(sha256(%(opad)s::bytea || sha256(%(ipad)s::bytea || convert_to(n.mobile, 'UTF8'))),
+                                 'hex') COLLATE "C" AS mobile_hash
+          FROM (SELECT {_REMARK_MOBILE_SQL} AS mobile FROM unnest(r2.remark_mobiles) AS rm(raw)) n
+          WHERE n.mobile ~ '^1[0-9]{{10}}$' ORDER BY 1)::varchar(64)[] AS hashes
+      FROM customers_relationship r2
+      WHERE r2.id >= %(low)s AND r2.id < %(high)s
+        AND (cardinality(r2.remark_mobiles) > 0 OR cardinality(r2.remark_mobile_hashes) > 0)) x
+WHERE r.id = x.id AND r.remark_mobile_hashes IS DISTINCT FROM x.hashes
+"""
+BACKFILL_BATCH = 50_000  # ids per transaction: short locks, bounded WAL per commit at 12 M relationships
+
+
+def relationship_mobile_hashes_backfill(*, batch: int = BACKFILL_BATCH) -> int:
+    """Recompute every relationship's remark_mobile_hashes from its remark_mobiles, set-based, one id range
+    per transaction (the migration that added the column, or after MEMBER_MOBILE_HASH_KEY changes).
+    Rows already right are not written. Returns the rows changed."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT min(id), max(id) FROM customers_relationship")
+        low, high = cursor.fetchone()
+    changed = 0
+    if low is None:
+        return 0
+    pads = _hmac_pads()
+    for start in range(low, high + 1, batch):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(REMARK_HASHES_BACKFILL_SQL, {**pads, "low": start, "high": start + batch})
+            changed += cursor.rowcount
+    return changed
+
+
+# -- unification ------------------------------------------------------------------------------------
+
+# The partial GIN index relationship_mobile_hashes holds only rows matching this: every query that
+# should use it repeats it (the planner uses a partial index only when the query implies its predicate).
+_HAS_HASHES = "NOT ({t}.remark_mobile_hashes = '{{}}'::varchar(64)[])"
+
+# Every (customer, remark mobile hash): the full run reads the relationships that have one.
+REMARKS_ALL_SQL = f"""
 CREATE TEMP TABLE member_unify_remarks ON COMMIT DROP AS
-SELECT DISTINCT x.customer_id,
-       encode(sha256(%(opad)s::bytea || sha256(%(ipad)s::bytea || convert_to(x.mobile, 'UTF8'))), 'hex') AS mobile_hash
-FROM (SELECT r.customer_id, {_REMARK_MOBILE_SQL} AS mobile
-      FROM customers_relationship r CROSS JOIN LATERAL unnest(r.remark_mobiles) AS rm(raw)
-      WHERE cardinality(r.remark_mobiles) > 0) x
-WHERE x.mobile ~ '^1[0-9]{{10}}$'
+SELECT DISTINCT r.customer_id, h.mobile_hash
+FROM customers_relationship r CROSS JOIN LATERAL unnest(r.remark_mobile_hashes) AS h(mobile_hash)
+WHERE {_HAS_HASHES.format(t="r")}
+"""
+
+# A run for some members: their hashes, plus every other remark mobile of the customers that have one
+# of them (so a customer matching two members is seen matching both, as in a full run).
+SCOPE_HASHES_SQL = """
+CREATE TEMP TABLE member_unify_hashes ON COMMIT DROP AS
+SELECT DISTINCT mobile_hash FROM customers_member
+WHERE id IN (SELECT id FROM member_unify_scope) AND mobile_hash <> ''
+"""
+# The relationships carrying one of the hashes in member_unify_hashes, as (relationship, hash) rows. Both
+# conditions say the same; the planner takes the cheaper: for a few hashes one GIN probe each (@>), for
+# an import's many a hash join (=) over the relationships that have remark mobiles.
+_CARRYING = f"""
+    member_unify_hashes s
+    JOIN customers_relationship r
+      ON r.remark_mobile_hashes @> ARRAY[s.mobile_hash]::varchar(64)[] AND {_HAS_HASHES.format(t="r")}
+    CROSS JOIN LATERAL unnest(r.remark_mobile_hashes) AS h(mobile_hash)
+    WHERE h.mobile_hash = s.mobile_hash"""
+SCOPE_HASHES_EXPAND_SQL = f"""
+INSERT INTO member_unify_hashes
+SELECT DISTINCT h2.mobile_hash
+FROM (SELECT DISTINCT r.customer_id FROM {_CARRYING}) hit
+JOIN customers_relationship r2 ON r2.customer_id = hit.customer_id AND {_HAS_HASHES.format(t="r2")}
+CROSS JOIN LATERAL unnest(r2.remark_mobile_hashes) AS h2(mobile_hash)
+WHERE NOT EXISTS (SELECT 1 FROM member_unify_hashes x WHERE x.mobile_hash = h2.mobile_hash)
+"""
+REMARKS_SCOPED_SQL = f"""
+CREATE TEMP TABLE member_unify_remarks ON COMMIT DROP AS
+SELECT DISTINCT r.customer_id, h.mobile_hash FROM {_CARRYING}
 """
 
 UNIONID_PAIRS_SQL = """
@@ -302,19 +385,13 @@ WHERE c.unionid <> '' AND m.unionid <> '' {scope}
 UNIONID_SCOPE = ("AND m.unionid IN (SELECT unionid FROM customers_member "
                  "WHERE id IN (SELECT id FROM member_unify_scope))")
 
+# In a scoped run member_unify_remarks holds only the scope's (expanded) hashes: no filter needed here.
 MOBILE_PAIRS_SQL = """
 INSERT INTO member_unify_pairs (customer_id, member_id, rule)
 SELECT DISTINCT rh.customer_id, m.id, 2
 FROM member_unify_remarks rh JOIN customers_member m ON m.mobile_hash = rh.mobile_hash
-WHERE m.mobile_hash <> '' {scope}
+WHERE m.mobile_hash <> ''
 """
-# The hashes of the scope's members, plus every other mobile of the customers that have one of them.
-MOBILE_SCOPE = """AND m.mobile_hash IN (
-    SELECT mobile_hash FROM customers_member WHERE id IN (SELECT id FROM member_unify_scope)
-    UNION
-    SELECT r2.mobile_hash FROM member_unify_remarks r2 WHERE r2.customer_id IN (
-        SELECT r3.customer_id FROM member_unify_remarks r3 JOIN customers_member m3 ON m3.mobile_hash = r3.mobile_hash
-        WHERE m3.id IN (SELECT id FROM member_unify_scope)))"""
 
 # A customer linked to a member with the same unionid keeps it: the mobile rule may not move it.
 STANDING_SQL = """
@@ -366,7 +443,7 @@ GROUP BY m.id HAVING count(DISTINCT p.customer_id) > 1
 
 
 UNIFY_TEMP_TABLES = ("member_unify_scope", "member_unify_pairs", "member_unify_links", "member_unify_remarks",
-                     "member_unify_standing")
+                     "member_unify_standing", "member_unify_hashes")
 
 
 @dataclass
@@ -414,9 +491,8 @@ def _unify_in_temp_tables(cursor, *, scoped: bool) -> UnifyResult:
     cursor.execute("CREATE TEMP TABLE member_unify_links (customer_id bigint, member_id bigint, rule smallint) "
                    "ON COMMIT DROP")
     cursor.execute(UNIONID_PAIRS_SQL.format(scope=UNIONID_SCOPE if scoped else ""))
-    cursor.execute(REMARK_HASHES_SQL, _hmac_pads())
-    cursor.execute("ANALYZE member_unify_remarks")
-    cursor.execute(MOBILE_PAIRS_SQL.format(scope=MOBILE_SCOPE if scoped else ""))
+    _remarks_collect(cursor, scoped=scoped)
+    cursor.execute(MOBILE_PAIRS_SQL)
     cursor.execute("ANALYZE member_unify_pairs")
     cursor.execute(STANDING_SQL)
     cursor.execute(LINKS_FROM_RULE_SQL.format(extra=""), {"rule": 1})
@@ -433,6 +509,19 @@ def _unify_in_temp_tables(cursor, *, scoped: bool) -> UnifyResult:
     if result.conflicts:
         logger.info("members_unify: %s; sample %s", result.summary(), result.conflict_sample)
     return result
+
+
+def _remarks_collect(cursor, *, scoped: bool) -> None:
+    """member_unify_remarks: (customer, hash) of the remark mobiles this run can match."""
+    if scoped:
+        cursor.execute(SCOPE_HASHES_SQL)
+        cursor.execute("ANALYZE member_unify_hashes")
+        cursor.execute(SCOPE_HASHES_EXPAND_SQL)
+        cursor.execute("ANALYZE member_unify_hashes")
+        cursor.execute(REMARKS_SCOPED_SQL)
+    else:
+        cursor.execute(REMARKS_ALL_SQL)
+    cursor.execute("ANALYZE member_unify_remarks")
 
 
 # -- RFM --------------------------------------------------------------------------------------------
