@@ -26,7 +26,7 @@ from bench.harness import p95, result_line, tables_truncate
 RATE = float(os.environ.get("XIAOER_BENCH_WELCOME_RATE", "50"))  # adds/s; the goal is set at 50
 POLL_QUEUE = "xiaoer:bench:welcome_poll"  # the baseline worker queues welcomes here (bench/welcome_worker.py)
 POLL_SECONDS = 5.0
-WORKER_CONCURRENCY = 4
+WORKER_CONCURRENCY = int(os.environ.get("XIAOER_BENCH_WELCOME_WORKERS", "4"))
 STORES, STAFF = 20, 60
 TABLES = ("customers_welcomedelivery", "customers_relationship", "customers_customer", "customers_contactway_members",
           "customers_contactway", "customers_channel_auto_tags", "customers_channel", "customers_welcomemessage",
