@@ -50,6 +50,8 @@ class EstimatedCountPaginator(Paginator):
     index-only walk, then only the page's rows are joined.
     """
 
+    count_is_estimate = False  # the list then says "约 N" (about N)
+
     @cached_property
     def count(self) -> int:
         queryset = self.object_list
@@ -58,13 +60,17 @@ class EstimatedCountPaginator(Paginator):
         if not queryset.query.where:
             estimate = table_row_estimate(model=queryset.model)
             if estimate >= EXACT_COUNT_BELOW:
+                self.count_is_estimate = True
                 return estimate
             return capped_count(queryset)
         rows, cost = query_plan_estimate(queryset)
         if rows < COUNT_CAP and cost <= COUNT_COST_MAX:
             return capped_count(queryset)
         seen = capped_count(queryset, cap=COUNT_PROBE)
-        return seen if seen < COUNT_PROBE else max(rows, COUNT_PROBE)
+        if seen < COUNT_PROBE:
+            return seen
+        self.count_is_estimate = True
+        return max(rows, COUNT_PROBE)
 
     def _get_page(self, object_list, number, paginator):
         query = getattr(object_list, "query", None)
