@@ -74,6 +74,16 @@ def _remark_mobile_masked(raw: str) -> str:
         return f"****{raw[-4:]}" if len(raw) > 4 else "****"
 
 
+def _filter_id(list_filter: admin.SimpleListFilter) -> int | None:
+    """The filter's chosen id; a non-numeric value in the URL is Django's "bad lookup" (a message, not a 500)."""
+    value = list_filter.value()
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise IncorrectLookupParameters(value)
+    return int(value)
+
+
 # -- filters ---------------------------------------------------------------------------------------------
 class StoreAutocompleteFilter(admin.SimpleListFilter):
     """A store picked by typing (thousands of stores), offered and applied within the viewer's scope."""
@@ -99,12 +109,8 @@ class StoreAutocompleteFilter(admin.SimpleListFilter):
         return True
 
     def queryset(self, request, queryset):
-        value = self.value()
-        if value is None:
-            return queryset
-        if not value.isdigit():
-            raise IncorrectLookupParameters(value)
-        return queryset.filter(store_id=int(value))
+        chosen = _filter_id(self)
+        return queryset if chosen is None else queryset.filter(store_id=chosen)
 
     def choices(self, changelist):
         self.base_query = changelist.get_query_string(remove=[self.parameter_name])
@@ -129,12 +135,10 @@ class RegionFilter(admin.SimpleListFilter):
         return [(str(r.pk), f"{'　' * (0 if r.level == Region.Level.AREA else 1)}{r.name}") for r in regions]
 
     def queryset(self, request, queryset):
-        value = self.value()
-        if value is None:
+        chosen = _filter_id(self)
+        if chosen is None:
             return queryset
-        if not value.isdigit():
-            raise IncorrectLookupParameters(value)
-        return queryset.filter(region_id__in=region_ids_with_descendants(region_ids=[int(value)]))
+        return queryset.filter(region_id__in=region_ids_with_descendants(region_ids=[chosen]))
 
 
 class TagFilter(admin.SimpleListFilter):
@@ -149,12 +153,8 @@ class TagFilter(admin.SimpleListFilter):
                 .order_by("group__name", "-order", "name")]
 
     def queryset(self, request, queryset):
-        value = self.value()
-        if value is None:
-            return queryset
-        if not value.isdigit():
-            raise IncorrectLookupParameters(value)
-        return queryset.filter(tag_ids__contains=[int(value)])
+        chosen = _filter_id(self)
+        return queryset if chosen is None else queryset.filter(tag_ids__contains=[chosen])
 
 
 # -- export ---------------------------------------------------------------------------------------------
