@@ -103,6 +103,18 @@ def staff_of_a(org):
     return _persona("guide_a", Role.STORE_STAFF, store=org.store_a, staff=org.guide_a)
 
 
+@pytest.fixture
+def departed_staff_of_a(org):
+    """A store-staff login of store A whose staff member has left, departed through the real service."""
+    from stores.services.org import staff_depart
+
+    member = StaffFactory(userid="a-departed", name="周离职", store=org.store_a)
+    user = _persona("departed_a", Role.STORE_STAFF, store=org.store_a, staff=member)
+    staff_depart(staff=Staff.objects.filter(pk=member.pk))
+    user.refresh_from_db()
+    return user
+
+
 PERSONAS = ["hq_operator", "region_manager_east", "franchisee_owner", "store_manager_of_a", "staff_of_a"]
 NON_HQ_PERSONAS = PERSONAS[1:]
 ADMIN_PERSONAS = PERSONAS[:-1]  # store staff work on the mobile page only
