@@ -1,10 +1,11 @@
 # Two commands: `make run` (everything, with demo data) and `make test` (the whole suite).
+# Production: `make serve` (no demo data, no DEBUG, no embedded servers; see README "Production").
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | sha1sum | cut -c1-12)
 
-.PHONY: install run test bench lint messages
+.PHONY: install run serve test bench lint messages
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +17,9 @@ install: $(STAMP)
 
 run: install
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m portal.run
+
+serve: install
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m portal.run --production
 
 test: install
 	$(PY) -m pytest

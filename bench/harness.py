@@ -17,6 +17,7 @@ from dataclasses import dataclass
 def django_setup(database: str = "xiaoer_bench") -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     os.environ.setdefault("XIAOER_DB_NAME", database)
+    os.environ.setdefault("XIAOER_DEMO", "1")  # demo mode: dev defaults and the WeCom sandbox, DEBUG off
     os.environ.setdefault("DJANGO_SSL_REDIRECT", "0")
     os.environ.setdefault("DJANGO_SECURE_COOKIES", "0")
     if "CELERY_BROKER_URL" not in os.environ:

@@ -12,7 +12,10 @@ class PortalConfig(AppConfig):
     verbose_name = _("平台")
 
     def ready(self) -> None:
-        from portal import celery_signals  # noqa: F401  (connects close_old_connections)
+        from portal import (
+            celery_signals,  # noqa: F401  (connects close_old_connections)
+            checks,  # noqa: F401  (registers the production settings checks)
+        )
         from portal.schedules import Schedule, schedule_register
 
         schedule_register(Schedule(name="platform.beat_heartbeat", task="portal.tasks.beat_heartbeat_task",

@@ -7,14 +7,18 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from django.utils.translation import gettext_lazy as _
 
+from portal import dev_defaults
 from portal.env import env_bool, env_int, env_list, env_str
-from portal.wecom.sandbox import defaults as sandbox_defaults
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me-" + "x" * 32)
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
+# The mode, said explicitly. Demo mode (XIAOER_DEMO=1, implied by DJANGO_DEBUG=1; make run and the tests):
+# development defaults and the WeCom sandbox. Production mode (the default): every secret and WECOM_*
+# value must be given, no public default is filled in, and portal/checks.py refuses to start otherwise.
+XIAOER_DEMO = env_bool("XIAOER_DEMO", DEBUG)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", dev_defaults.SECRET_KEY if XIAOER_DEMO else "")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", dev_defaults.ALLOWED_HOSTS if XIAOER_DEMO else [])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
@@ -91,12 +95,13 @@ def database_from_url(url: str) -> dict:
 
 
 DATABASE_URL = env_str("DATABASE_URL")
-if not DATABASE_URL:
+if not DATABASE_URL and XIAOER_DEMO:
     # Zero-setup default: the embedded server under .run/pg (started on first use, then reused).
     from portal.embedded import postgres_url
 
     DATABASE_URL = postgres_url(database=env_str("XIAOER_DB_NAME", "xiaoer"))
-DATABASES = {"default": database_from_url(DATABASE_URL)}
+# Production without DATABASE_URL: no database at all (xiaoer.E005 says so), never the embedded one.
+DATABASES = {"default": database_from_url(DATABASE_URL)} if DATABASE_URL else {}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
@@ -173,25 +178,26 @@ SPECTACULAR_SETTINGS = {
 
 # Members' mobiles are stored only as HMAC-SHA256(key, mobile) plus a masked form (138****0000).
 # Changing the key orphans every stored hash: re-import members after a change.
-MEMBER_MOBILE_HASH_KEY = env_str("MEMBER_MOBILE_HASH_KEY", "dev-only-member-mobile-hash-key-change-me")
+MEMBER_MOBILE_HASH_KEY = env_str("MEMBER_MOBILE_HASH_KEY", dev_defaults.MEMBER_MOBILE_HASH_KEY if XIAOER_DEMO else "")
 
 IMPORT_EXPORT_USE_TRANSACTIONS = True
 IMPORT_EXPORT_SKIP_ADMIN_LOG = False
 IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 
-# WeCom: with WECOM_CORP_ID etc. unset, the portal talks to the local sandbox (portal/wecom/sandbox/).
-WECOM_SANDBOX = not env_str("WECOM_CORP_ID")
-WECOM_CORP_ID = env_str("WECOM_CORP_ID", sandbox_defaults.CORP_ID)
-WECOM_SECRET = env_str("WECOM_SECRET", sandbox_defaults.APP_SECRET)
-WECOM_CONTACT_SECRET = env_str("WECOM_CONTACT_SECRET", sandbox_defaults.CONTACT_SECRET if WECOM_SANDBOX else "")
-WECOM_AGENT_ID = env_str("WECOM_AGENT_ID", sandbox_defaults.AGENT_ID)
-WECOM_TOKEN = env_str("WECOM_TOKEN", sandbox_defaults.CALLBACK_TOKEN)
-WECOM_AES_KEY = env_str("WECOM_AES_KEY", sandbox_defaults.CALLBACK_AES_KEY)
-WECOM_BASE_URL = env_str("WECOM_BASE_URL", "https://qyapi.weixin.qq.com/cgi-bin/" if not WECOM_SANDBOX
-                         else f"http://127.0.0.1:{sandbox_defaults.PORT}/cgi-bin/")
-XIAOER_SANDBOX_URL = env_str("XIAOER_SANDBOX_URL", f"http://127.0.0.1:{sandbox_defaults.PORT}" if WECOM_SANDBOX
-                             else "")
+# WeCom: the local sandbox (portal/wecom/sandbox/) only in demo mode while no WECOM_CORP_ID is given; its
+# published credentials fill in nothing else. Otherwise every WECOM_* value comes from the environment.
+WECOM_SANDBOX = XIAOER_DEMO and not env_str("WECOM_CORP_ID")
+_wecom_defaults = (dev_defaults.wecom_sandbox_settings() if WECOM_SANDBOX
+                   else {"WECOM_BASE_URL": dev_defaults.WECOM_API_URL})
+WECOM_CORP_ID = env_str("WECOM_CORP_ID", _wecom_defaults.get("WECOM_CORP_ID", ""))
+WECOM_SECRET = env_str("WECOM_SECRET", _wecom_defaults.get("WECOM_SECRET", ""))
+WECOM_CONTACT_SECRET = env_str("WECOM_CONTACT_SECRET", _wecom_defaults.get("WECOM_CONTACT_SECRET", ""))
+WECOM_AGENT_ID = env_str("WECOM_AGENT_ID", _wecom_defaults.get("WECOM_AGENT_ID", ""))
+WECOM_TOKEN = env_str("WECOM_TOKEN", _wecom_defaults.get("WECOM_TOKEN", ""))
+WECOM_AES_KEY = env_str("WECOM_AES_KEY", _wecom_defaults.get("WECOM_AES_KEY", ""))
+WECOM_BASE_URL = env_str("WECOM_BASE_URL", _wecom_defaults["WECOM_BASE_URL"])
+XIAOER_SANDBOX_URL = env_str("XIAOER_SANDBOX_URL", _wecom_defaults.get("XIAOER_SANDBOX_URL", ""))
 WECOM_TIMEOUT = env_int("WECOM_TIMEOUT_SECONDS", 10)
 WECOM_MAX_ATTEMPTS = env_int("WECOM_MAX_ATTEMPTS", 5)
 WECOM_BACKOFF_SECONDS = float(env_str("WECOM_BACKOFF_SECONDS", "0.5"))

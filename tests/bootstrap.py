@@ -14,6 +14,10 @@ from pathlib import Path
 
 from portal.embedded import free_port, postgres_url, redis_start, redis_stop
 
+# The suite is a demo environment, said explicitly: development defaults and the WeCom sandbox (without
+# DEBUG, so the suite runs the production code paths). Production mode is tested in a subprocess
+# (tests/portal/test_production_checks.py).
+os.environ["XIAOER_DEMO"] = "1"
 os.environ.setdefault("DJANGO_SSL_REDIRECT", "0")
 os.environ.setdefault("DJANGO_SECURE_COOKIES", "0")
 os.environ.setdefault("XIAOER_MEDIA_ROOT", tempfile.mkdtemp(prefix="xiaoer-media-"))

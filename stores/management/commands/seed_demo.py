@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
 
 from portal.demo import DemoSeedError, demo_seeders
 from portal.wecom.sandbox.control import SandboxControlError
@@ -21,6 +22,9 @@ class Command(BaseCommand):
                             help="only the organisation: no customer tags, channels, welcome messages or codes")
 
     def handle(self, *args, **opts):
+        if not settings.XIAOER_DEMO:  # a superuser admin/admin and known passwords: never in production
+            raise CommandError(_("seed_demo 只在演示模式下运行（XIAOER_DEMO=1）：它会创建口令公开的账号（admin / "
+                                 "admin）。生产数据库不要导入演示数据。"))
         built = org_build(size=OrgSize(areas=opts["areas"], franchisees=opts["franchisees"], stores=opts["stores"],
                                        staff=opts["staff"]))
         user_model = get_user_model()
