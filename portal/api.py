@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rest_framework import serializers, viewsets
+from rest_framework.settings import api_settings
 
 from portal.admin_base import scoped
 
@@ -27,6 +28,15 @@ class ScopedViewSetMixin:
 
     def get_queryset(self):
         return scoped(super().get_queryset(), self.request.user)
+
+    def get_permissions(self):
+        """The view's permissions, plus every default marked ``always_applies`` (a token's own limits) that a
+        view or action's ``permission_classes`` left out."""
+        chosen = super().get_permissions()
+        present = {type(permission) for permission in chosen}
+        required = [cls() for cls in api_settings.DEFAULT_PERMISSION_CLASSES
+                    if getattr(cls, "always_applies", False) and cls not in present]
+        return [*required, *chosen]
 
 
 class ScopedModelViewSet(ScopedViewSetMixin, viewsets.ModelViewSet):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -113,11 +114,22 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-# Login throttling: 5 failures lock the username+IP pair for 30 minutes.
+# The client's address (portal/client_ip.py), shared by login lockouts and API throttles.
+# X-Forwarded-For is trusted only with XIAOER_TRUSTED_PROXY_COUNT > 0 (the number of reverse proxies
+# in front of Django) and, when XIAOER_TRUSTED_PROXY_NETWORKS (CIDRs) is set, only from those networks.
+XIAOER_TRUSTED_PROXY_COUNT = env_int("XIAOER_TRUSTED_PROXY_COUNT", 0)
+XIAOER_TRUSTED_PROXY_NETWORKS = env_list("XIAOER_TRUSTED_PROXY_NETWORKS", [])
+for _cidr in XIAOER_TRUSTED_PROXY_NETWORKS:  # a typo stops the start, rather than failing every login
+    ipaddress.ip_network(_cidr, strict=False)
+# Login throttling (portal/login_throttle.py): 5 failures lock the username+address pair and 20 failures
+# lock an address across usernames (password spraying), each for 30 minutes.
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+XIAOER_LOGIN_IP_FAILURE_LIMIT = env_int("XIAOER_LOGIN_IP_FAILURE_LIMIT", 20)
 AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 30) / 60
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+AXES_HANDLER = "portal.login_throttle.XiaoerAxesHandler"
+AXES_CLIENT_IP_CALLABLE = "portal.client_ip.client_ip"
 
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", _("简体中文")), ("en", _("English"))]
@@ -161,19 +173,32 @@ REST_FRAMEWORK = {
         "stores.api.auth.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["portal.api_defaults.ScopedModelPermissions"],
+    # A token's own limits (read-only, endpoints) first; portal.api keeps it even where a view sets its own.
+    "DEFAULT_PERMISSION_CLASSES": ["stores.api.auth.ApiTokenScopePermission",
+                                   "portal.api_defaults.ScopedModelPermissions"],
     "DEFAULT_PAGINATION_CLASS": "portal.api_defaults.IdCursorPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": [],
-    "DEFAULT_THROTTLE_RATES": {"token": env_str("API_TOKEN_RATE", "6000/min")},
+    # Per token, per signed-in user (session) and per anonymous client address; past the rate: 429 + Retry-After.
+    "DEFAULT_THROTTLE_CLASSES": ["portal.api_defaults.TokenRateThrottle", "portal.api_defaults.UserRateThrottle",
+                                 "portal.api_defaults.AnonRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"token": env_str("API_TOKEN_RATE", "6000/min"),
+                               "user": env_str("API_USER_RATE", "1200/min"),
+                               "anon": env_str("API_ANON_RATE", "60/min")},
+    "NUM_PROXIES": XIAOER_TRUSTED_PROXY_COUNT,
 }
+# API tokens expire: XIAOER_API_TOKEN_DAYS after issue unless chosen otherwise, never later than the maximum.
+XIAOER_API_TOKEN_DAYS = env_int("XIAOER_API_TOKEN_DAYS", 365)
+XIAOER_API_TOKEN_MAX_DAYS = env_int("XIAOER_API_TOKEN_MAX_DAYS", 730)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Xiaoer 店小二 API",
     "DESCRIPTION": "Integration API for POS, mini-program and e-commerce systems. Every list is scoped "
     "to the token's user (HQ, region, franchisee or store).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and the docs need a login (session or token), like the API itself.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 # Members' mobiles are stored only as HMAC-SHA256(key, mobile) plus a masked form (138****0000).

@@ -2,14 +2,25 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from import_export.admin import ImportExportMixin
 
 from portal.admin_base import ScopedAdmin, scoped
+from portal.api_defaults import api_resources
 from stores.models import Access, ApiToken, Franchisee, Region, Staff, Store
 from stores.resources import StaffResource, StoreResource
-from stores.services.access import AccessError, access_grant, access_validate, api_token_issue, api_token_revoke
+from stores.services.access import (
+    AccessError,
+    ApiTokenError,
+    access_grant,
+    access_validate,
+    api_token_default_expiry,
+    api_token_issue,
+    api_token_revoke,
+    api_token_validate,
+)
 from stores.services.org import OrgError, staff_depart, staff_move, store_close, store_reopen
 
 
@@ -166,20 +177,76 @@ class AccessAdmin(ScopedAdmin):
         pass  # access_grant already set the regions
 
 
+class ApiTokenForm(forms.ModelForm):
+    resources = forms.MultipleChoiceField(label=_("可访问的接口"), required=False, widget=forms.CheckboxSelectMultiple,
+                                          help_text=_("不勾选表示全部接口"))
+
+    class Meta:
+        model = ApiToken
+        fields = ("name", "user", "mode", "resources", "expires_at")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["resources"].choices = list(api_resources().items())
+
+    def clean(self):
+        data = super().clean()
+        try:
+            api_token_validate(mode=data.get("mode") or "", resources=data.get("resources") or [],
+                               expires_at=data.get("expires_at"))
+        except ApiTokenError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return data
+
+
+class ApiTokenStateFilter(admin.SimpleListFilter):
+    title = _("状态")
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return ApiToken.State.choices
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        return {
+            ApiToken.State.ACTIVE: lambda: queryset.filter(revoked_at__isnull=True, expires_at__gt=now),
+            ApiToken.State.EXPIRED: lambda: queryset.filter(revoked_at__isnull=True, expires_at__lte=now),
+            ApiToken.State.REVOKED: lambda: queryset.filter(revoked_at__isnull=False),
+        }.get(self.value(), lambda: queryset)()
+
+
 @admin.register(ApiToken)
 class ApiTokenAdmin(ScopedAdmin):
-    list_display = ("name", "prefix", "user", "created_at", "last_used_at", "revoked_at")
-    list_filter = ("revoked_at",)
+    form = ApiTokenForm
+    list_display = ("name", "prefix", "user", "mode", "resources_display", "created_at", "expires_at", "state_display",
+                    "last_used_at")
+    list_filter = (ApiTokenStateFilter, "mode")
     search_fields = ("name", "prefix")
-    fields = ("name", "user")
+    fields = ("name", "user", "mode", "resources", "expires_at")
+    radio_fields = {"mode": admin.HORIZONTAL}
     autocomplete_fields = ("user",)
     actions = ("revoke_selected",)
 
     def has_change_permission(self, request, obj=None):
         return False
 
+    def get_changeform_initial_data(self, request):
+        # Issued from the admin, a token starts read-only: HQ opts into writes.
+        return {"mode": ApiToken.Mode.READ_ONLY, "expires_at": api_token_default_expiry(),
+                **super().get_changeform_initial_data(request)}
+
+    @admin.display(description=_("可访问的接口"))
+    def resources_display(self, obj):
+        return "、".join(obj.resources) if obj.resources else _("全部")
+
+    @admin.display(description=_("状态"))
+    def state_display(self, obj):
+        return ApiToken.State(obj.state()).label
+
     def save_model(self, request, obj, form, change):
-        issued = api_token_issue(name=obj.name, user=obj.user, by=request.user)
+        data = form.cleaned_data
+        issued = api_token_issue(name=data["name"], user=data["user"], by=request.user, mode=data["mode"],
+                                 resources=data["resources"], expires_at=data["expires_at"])
         obj.pk = issued.token.pk
         self.message_user(request, _("令牌已创建，请立即复制保存（只显示这一次）：%(key)s") % {"key": issued.key},
                           messages.WARNING)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from stores.scoping import OwnRowsQuerySet, ScopeKind, UserScope, region_ids_with_descendants
@@ -84,7 +87,20 @@ def api_key_hash(key: str) -> str:
 
 
 class ApiToken(models.Model):
-    """A token for an integration (POS, mini-program). Only its hash is stored; the key is shown once."""
+    """A token for an integration (POS, mini-program). Only its hash is stored; the key is shown once.
+
+    It acts as its user (the scope), limited further by its mode (read-only or read-write), the API
+    resources it may reach (route basenames, e.g. ``member``; none listed = all) and its expiry.
+    """
+
+    class Mode(models.TextChoices):
+        READ_ONLY = "read_only", _("只读")
+        READ_WRITE = "read_write", _("读写")
+
+    class State(models.TextChoices):
+        ACTIVE = "active", _("有效")
+        EXPIRED = "expired", _("已过期")
+        REVOKED = "revoked", _("已吊销")
 
     name = models.CharField(_("名称"), max_length=64)
     user = models.ForeignKey(
@@ -96,6 +112,12 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
     last_used_at = models.DateTimeField(_("最近使用"), null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(_("吊销时间"), null=True, blank=True)
+    mode = models.CharField(_("读写权限"), max_length=16, choices=Mode.choices, default=Mode.READ_WRITE)
+    resources = ArrayField(
+        models.CharField(max_length=64), verbose_name=_("可访问的接口"), default=list, blank=True,
+        help_text=_("留空表示全部接口"),
+    )
+    expires_at = models.DateTimeField(_("到期时间"))
 
     objects = OwnRowsQuerySet.as_manager()
 
@@ -105,6 +127,19 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}（{self.prefix}…）"
+
+    def state(self, *, at: datetime | None = None) -> str:
+        if self.revoked_at is not None:
+            return self.State.REVOKED
+        if self.expires_at <= (at or timezone.now()):
+            return self.State.EXPIRED
+        return self.State.ACTIVE
+
+    def allows(self, *, method: str, resource: str | None) -> bool:
+        """May this token make a ``method`` request to ``resource`` (a route basename; None = not a resource)?"""
+        if self.mode != self.Mode.READ_WRITE and method.upper() not in ("GET", "HEAD", "OPTIONS"):
+            return False
+        return not self.resources or resource in self.resources
 
     @staticmethod
     def key_generate() -> str:

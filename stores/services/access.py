@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.db.models import Q
@@ -87,10 +90,50 @@ class IssuedToken:
     key: str  # shown once; only the hash is kept
 
 
-def api_token_issue(*, name: str, user, by=None) -> IssuedToken:
+class ApiTokenError(ValueError):
+    """A token that cannot be issued as asked (a message a user can read)."""
+
+
+class ApiTokenExpired(ApiTokenError):
+    """The token was valid but its expiry has passed."""
+
+
+def api_token_default_expiry() -> datetime:
+    return timezone.now() + timedelta(days=min(settings.XIAOER_API_TOKEN_DAYS, settings.XIAOER_API_TOKEN_MAX_DAYS))
+
+
+def api_token_validate(*, mode: str, resources: Iterable[str], expires_at: datetime | None) -> list[str]:
+    """Refuse an unknown mode or resource and an expiry in the past or beyond the maximum; the resources, sorted."""
+    from portal.api_defaults import api_resources
+
+    if mode not in ApiToken.Mode.values:
+        raise ApiTokenError(_("未知的读写权限：%(mode)s") % {"mode": mode})
+    resources = sorted(set(resources))
+    unknown = sorted(set(resources) - set(api_resources()))
+    if unknown:
+        raise ApiTokenError(_("未知的接口：%(names)s") % {"names": "、".join(unknown)})
+    now = timezone.now()
+    if expires_at is not None and expires_at <= now:
+        raise ApiTokenError(_("到期时间必须晚于现在"))
+    if expires_at is not None and expires_at > now + timedelta(days=settings.XIAOER_API_TOKEN_MAX_DAYS):
+        raise ApiTokenError(_("令牌有效期最长 %(days)d 天") % {"days": settings.XIAOER_API_TOKEN_MAX_DAYS})
+    return resources
+
+
+def api_token_issue(
+    *, name: str, user, by=None, mode: str = ApiToken.Mode.READ_WRITE, resources: Iterable[str] = (),
+    expires_at: datetime | None = None,
+) -> IssuedToken:
+    """A new token acting as ``user``, limited to ``mode`` and ``resources`` (none = all), until ``expires_at``
+    (default ``XIAOER_API_TOKEN_DAYS`` from now, at most ``XIAOER_API_TOKEN_MAX_DAYS``)."""
+    resources = api_token_validate(mode=mode, resources=resources, expires_at=expires_at)
+    expires_at = expires_at or api_token_default_expiry()
     key = ApiToken.key_generate()
-    token = ApiToken.objects.create(name=name, user=user, prefix=key[:8], key_hash=api_key_hash(key))
-    audit_record(action="api_token.issue", target_type="stores.apitoken", target_ids=[token.pk], by=by)
+    token = ApiToken.objects.create(name=name, user=user, prefix=key[:8], key_hash=api_key_hash(key), mode=mode,
+                                    resources=resources, expires_at=expires_at)
+    audit_record(action="api_token.issue", target_type="stores.apitoken", target_ids=[token.pk], by=by,
+                 detail={"user_id": user.pk, "mode": mode, "resources": resources,
+                         "expires_at": expires_at.isoformat()})
     return IssuedToken(token=token, key=key)
 
 
@@ -102,11 +145,15 @@ def api_token_revoke(*, tokens, by=None) -> int:
 
 
 def api_token_authenticate(*, key: str) -> ApiToken | None:
+    """The live token with this key, or None (unknown, revoked, inactive user); raises ApiTokenExpired."""
     token = (
         ApiToken.objects.select_related("user")
         .filter(key_hash=api_key_hash(key), revoked_at__isnull=True, user__is_active=True)
         .first()
     )
+    if token is not None and token.state() == ApiToken.State.EXPIRED:
+        raise ApiTokenExpired(_("令牌已于 %(at)s 过期，请在管理后台签发新令牌") % {
+            "at": timezone.localtime(token.expires_at).strftime("%Y-%m-%d %H:%M")})
     if token is not None:
         # At most one write a minute per token: integrations call often.
         now = timezone.now()

@@ -63,7 +63,8 @@ def test_store_manager_edits_own_staff_but_cannot_move_them_out_of_scope(client,
     assert org.guide_a.store == org.store_a and org.guide_a.name == "李导购（新）"
 
 
-def test_the_openapi_schema_is_served(client):
+def test_the_openapi_schema_is_served(client, hq_operator):
+    client.force_login(hq_operator)  # the schema and the docs need a login (tests/stores/test_tokens_and_throttles.py)
     response = client.get(reverse("api-schema"), {"format": "json"})
     assert response.status_code == 200
     assert "/api/v1/stores/" in response.json()["paths"]
