@@ -12,6 +12,7 @@ from django.contrib.admin.filters import RelatedFieldListFilter
 from django.contrib.admin.utils import get_fields_from_path
 from django.http import Http404
 
+from portal.field_policy import field_policy_for, guarded_changes_audit, guarded_values_stored
 from portal.pagination import EstimatedCountPaginator
 
 
@@ -61,6 +62,28 @@ class ScopedAdmin(admin.ModelAdmin):
     def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
         # Django redirects to the index with "may have been deleted"; a 404 leaks nothing either way.
         raise Http404
+
+    # -- the model's field policy (portal/field_policy.py): locked fields are read-only, audited changes --
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        policy = field_policy_for(self.model)
+        if policy is not None:
+            fields += [name for name in policy.locked(user=request.user, creating=obj is None) if name not in fields]
+        return fields
+
+    def has_add_permission(self, request):
+        policy = field_policy_for(self.model)
+        if policy is not None and policy.create_refusal(user=request.user):
+            return False
+        return super().has_add_permission(request)
+
+    def save_model(self, request, obj, form, change):
+        policy = field_policy_for(self.model)
+        before = guarded_values_stored(policy=policy, instance=obj) if policy is not None and change else None
+        super().save_model(request, obj, form, change)
+        if policy is not None:
+            guarded_changes_audit(instance=obj, before=before, by=request.user, via="admin")
 
 
 class ReadOnlyAdminMixin:

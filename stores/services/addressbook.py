@@ -15,12 +15,14 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from portal.audit import audit_record
 from portal.wecom.gateway import WeComError, wecom_call
 from portal.wecom.models import SyncRun
 
 WECOM_MEMBER_EXITED = 5
 MEMBER_NOT_FOUND = 60111
 SAFETY_MIN_SHARE = 0.5  # a full list with under half of our active members is treated as an API fault
+AUDIT_DETAIL_ROWS = 200  # per audit event, the before/after of at most this many rows (all ids are listed)
 
 
 class AddressBookSyncError(RuntimeError):
@@ -56,7 +58,9 @@ WITH incoming(userid, name, mobile, main_department, position_text) AS (
                 WHEN i.position_text LIKE '%%客服%%' THEN 'service'
                 ELSE 'guide' END AS position
     FROM incoming i LEFT JOIN stores_store s ON s.wecom_department_id = i.main_department
-)
+), before AS (  -- the statement's snapshot: the rows as they were
+    SELECT userid, store_id, position FROM stores_staff WHERE userid = ANY(%(userids)s::text[])
+), written AS (
 INSERT INTO stores_staff (userid, name, mobile, store_id, position, status, departed_at, customer_count,
                           inheritance_pending, wecom_synced_at)
 SELECT userid, name, mobile, store_id, position, 'active', NULL, 0, false, now() FROM resolved
@@ -65,12 +69,16 @@ ON CONFLICT (userid) DO UPDATE SET
     status = 'active', departed_at = NULL, wecom_synced_at = now()
 WHERE (stores_staff.name, stores_staff.mobile, stores_staff.store_id, stores_staff.position, stores_staff.status)
       IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.mobile, EXCLUDED.store_id, EXCLUDED.position, 'active')
-RETURNING (xmax = 0) AS inserted
+RETURNING id, userid, store_id, position, (xmax = 0) AS inserted
+)
+SELECT w.id, w.inserted, b.store_id, w.store_id, b.position, w.position
+FROM written w LEFT JOIN before b USING (userid)
 """
 
 STAFF_DEPART_SQL = """
 UPDATE stores_staff SET status = 'departed', departed_at = now(), inheritance_pending = true
 WHERE status = 'active' AND userid = ANY(%(userids)s::text[])
+RETURNING id
 """
 
 STAFF_DEPART_MISSING_SQL = """
@@ -81,7 +89,10 @@ RETURNING id
 
 
 def staff_upsert_members(*, members: list[Member]) -> tuple[int, int]:
-    """Apply active members in one statement. Returns (created, updated)."""
+    """Apply active members in one statement. Returns (created, updated).
+
+    A member's store and position decide what their login sees: every change the sync makes to them (WeCom's
+    department membership and job title) is audited, in one event per statement."""
     active = [m for m in members if m.active]
     if not active:
         return 0, 0
@@ -91,14 +102,30 @@ def staff_upsert_members(*, members: list[Member]) -> tuple[int, int]:
             "mobiles": [m.mobile for m in active], "depts": [m.main_department for m in active],
             "positions": [m.position for m in active],
         })
-        flags = [row[0] for row in cursor.fetchall()]
-    return sum(flags), len(flags) - sum(flags)
+        rows = cursor.fetchall()
+    created = sum(1 for row in rows if row[1])
+    moved = {row[0]: {"store": [row[2], row[3]], "position": [row[4], row[5]]} for row in rows
+             if not row[1] and (row[2], row[4]) != (row[3], row[5])}
+    if moved:
+        audit_record(action="addressbook.staff_scope_change", target_type="stores.staff", target_ids=sorted(moved),
+                     detail={"changes": {str(pk): change for pk, change in sorted(moved.items())[:AUDIT_DETAIL_ROWS]}})
+    return created, len(rows) - created
 
 
+@transaction.atomic
 def staff_depart_userids(*, userids: list[str]) -> int:
+    """Members WeCom says left: departed, and their logins locked out, in one transaction."""
     with connection.cursor() as cursor:
         cursor.execute(STAFF_DEPART_SQL, {"userids": userids})
-        return cursor.rowcount
+        ids = [row[0] for row in cursor.fetchall()]
+    _departures_apply(ids)
+    return len(ids)
+
+
+def _departures_apply(staff_ids: list[int]) -> None:
+    from stores.services.org import staff_departures_apply
+
+    staff_departures_apply(staff_ids=staff_ids, via="addressbook")
 
 
 def _members_fetch_all() -> list[Member]:
@@ -110,8 +137,21 @@ def _members_fetch_all() -> list[Member]:
 def _departments_unlink_missing(department_ids: list[int]) -> int:
     from stores.models import Store
 
-    return Store.objects.exclude(wecom_department_id__isnull=True).exclude(
-        wecom_department_id__in=department_ids).update(wecom_department_id=None)
+    gone = Store.objects.exclude(wecom_department_id__isnull=True).exclude(wecom_department_id__in=department_ids)
+    return store_departments_unlink(stores=gone)
+
+
+def store_departments_unlink(*, stores) -> int:
+    """Stores whose WeCom department no longer exists lose the link (members then resolve to no store). Audited."""
+    from stores.models import Store
+
+    unlinked = dict(stores.values_list("pk", "wecom_department_id"))
+    if not unlinked:
+        return 0
+    Store.objects.filter(pk__in=list(unlinked)).update(wecom_department_id=None)
+    audit_record(action="addressbook.department_unlink", target_type="stores.store", target_ids=sorted(unlinked),
+                 detail={"departments": {str(pk): dept for pk, dept in sorted(unlinked.items())[:AUDIT_DETAIL_ROWS]}})
+    return len(unlinked)
 
 
 def addressbook_sync_full(*, force: bool = False) -> SyncRun:
@@ -133,7 +173,9 @@ def addressbook_sync_full(*, force: bool = False) -> SyncRun:
             created, updated = staff_upsert_members(members=members)
             with connection.cursor() as cursor:
                 cursor.execute(STAFF_DEPART_MISSING_SQL, {"present": present})
-                departed = cursor.rowcount
+                departed_ids = [row[0] for row in cursor.fetchall()]
+            _departures_apply(departed_ids)
+            departed = len(departed_ids)
             unlinked = _departments_unlink_missing([int(d["id"]) for d in departments])
         run.progress = {"members": len(members), "created": created, "updated": updated, "departed": departed,
                         "departments": len(departments), "stores_unlinked": unlinked}
@@ -143,6 +185,25 @@ def addressbook_sync_full(*, force: bool = False) -> SyncRun:
     run.finished_at = timezone.now()
     run.save(update_fields=["progress", "status", "error", "finished_at"])
     return run
+
+
+@transaction.atomic
+def member_userid_rename(*, old: str, new: str) -> bool:
+    """WeCom let an admin rename a member's userid (once): keep the row and its history under the new id.
+
+    The only path that changes a userid (stores/field_policy.py); audited. If a row already holds the new
+    userid nothing is renamed (the old row then departs with the next full sync)."""
+    from stores.models import Staff
+
+    if Staff.objects.filter(userid=new).exists():
+        return False
+    ids = list(Staff.objects.filter(userid=old).values_list("pk", flat=True))
+    if not ids:
+        return False
+    Staff.objects.filter(pk__in=ids).update(userid=new)
+    audit_record(action="addressbook.userid_rename", target_type="stores.staff", target_ids=ids,
+                 detail={"from": old, "to": new})
+    return True
 
 
 def member_sync_one(*, userid: str) -> str:

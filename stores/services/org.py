@@ -10,7 +10,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.audit import audit_record
+from stores.field_policy import user_edits_for_hq
 from stores.models import Staff, Store
+from stores.services.access import access_end_for_departed
 
 
 class OrgError(ValueError):
@@ -38,7 +40,11 @@ def store_reopen(*, stores: QuerySet[Store], by=None) -> int:
 
 @transaction.atomic
 def staff_move(*, staff: QuerySet[Staff], to_store: Store, by=None) -> int:
-    """Move staff members to another (open) store. One UPDATE; returns members moved."""
+    """Move staff members to another (open) store. One UPDATE; returns members moved.
+
+    A member's store decides what they see: only HQ editors move members (``by`` None is the system)."""
+    if by is not None and not user_edits_for_hq(by):
+        raise OrgError(_("只有总部可以调动员工"))
     if to_store.status != Store.Status.OPEN:
         raise OrgError(_("不能把员工调往已关店的门店：%(store)s") % {"store": to_store})
     ids = list(staff.exclude(store=to_store).values_list("pk", flat=True))
@@ -50,10 +56,20 @@ def staff_move(*, staff: QuerySet[Staff], to_store: Store, by=None) -> int:
 
 @transaction.atomic
 def staff_depart(*, staff: QuerySet[Staff], at=None, by=None) -> int:
-    """Mark members departed (their customers then await inheritance). Idempotent."""
+    """Mark members departed (their customers then await inheritance) and lock their logins out. Idempotent."""
     at = at or timezone.now()
     ids = list(staff.filter(status=Staff.Status.ACTIVE).values_list("pk", flat=True))
     departed = Staff.objects.filter(pk__in=ids).update(status=Staff.Status.DEPARTED, departed_at=at,
                                                        inheritance_pending=True)
-    audit_record(action="staff.depart", target_type="stores.staff", target_ids=ids, by=by)
+    staff_departures_apply(staff_ids=ids, by=by, via="manual")
     return departed
+
+
+def staff_departures_apply(*, staff_ids: list[int], by=None, via: str) -> None:
+    """What every departure does once the rows are marked (by hand or by the address-book sync): it is audited
+    and the members' logins lose access, sessions and tokens in the same transaction."""
+    if not staff_ids:
+        return
+    audit_record(action="staff.depart", target_type="stores.staff", target_ids=staff_ids, by=by,
+                 detail={"via": via})
+    access_end_for_departed(staff_ids=staff_ids, by=by)

@@ -45,19 +45,27 @@ def test_a_departure_is_idempotent(org):
     assert org.guide_a.status == Staff.Status.DEPARTED and org.guide_a.departed_at is not None
 
 
-def test_region_manager_moves_staff_from_the_admin_but_only_to_stores_of_their_region(client, region_manager_east,
-                                                                                       org):
-    client.force_login(region_manager_east)
-    url = reverse("admin:stores_staff_changelist")
-    base = {"action": "move_selected", "_selected_action": [org.guide_a.pk], "apply": "1"}
-    response = client.post(url, {**base, "to_store": org.store_b.pk})  # another region's store
-    assert response.status_code == 200 and response.context["form"].errors
-    org.guide_a.refresh_from_db()
-    assert org.guide_a.store == org.store_a
-    response = client.post(url, {**base, "to_store": org.store_a2.pk})
+def test_hq_operator_moves_staff_from_the_admin(client, hq_operator, org):
+    client.force_login(hq_operator)
+    response = client.post(reverse("admin:stores_staff_changelist"),
+                           {"action": "move_selected", "_selected_action": [org.guide_a.pk], "apply": "1",
+                            "to_store": org.store_a2.pk})
     assert response.status_code == 302
     org.guide_a.refresh_from_db()
     assert org.guide_a.store == org.store_a2
+
+
+def test_a_region_manager_cannot_move_staff_even_within_their_region(client, region_manager_east, org):
+    """A member's store decides what their login sees: HQ's to change (and the address-book sync's)."""
+    client.force_login(region_manager_east)
+    url = reverse("admin:stores_staff_changelist")
+    assert "move_selected" not in client.get(url).context["action_form"].fields["action"].choices.__repr__()
+    client.post(url, {"action": "move_selected", "_selected_action": [org.guide_a.pk], "apply": "1",
+                      "to_store": org.store_a2.pk})
+    org.guide_a.refresh_from_db()
+    assert org.guide_a.store == org.store_a
+    with pytest.raises(OrgError, match="只有总部可以调动员工"):
+        staff_move(staff=Staff.objects.filter(pk=org.guide_a.pk), to_store=org.store_a2, by=region_manager_east)
 
 
 def test_hq_operator_closes_stores_from_the_admin(client, hq_operator, org):
