@@ -209,6 +209,25 @@ IMPORT_EXPORT_USE_TRANSACTIONS = True
 IMPORT_EXPORT_SKIP_ADMIN_LOG = False
 IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
+# A previewed import waits for its confirm in the cache (an hour), not in a temp file left behind.
+IMPORT_EXPORT_TMP_STORAGE_CLASS = "portal.uploads.ImportPreviewStorage"
+
+# Uploads (portal/uploads.py, portal/xlsx.py): every upload form checks XIAOER_UPLOAD_MAX_BYTES (the member
+# import job's files) or, for an import previewed in the admin (read whole in the request),
+# XIAOER_WEB_IMPORT_MAX_BYTES; UploadLimitHandler keeps no more than that of any file. A file over
+# FILE_UPLOAD_MAX_MEMORY_SIZE is spooled to a temporary file, never held in memory; a request body without
+# files is refused past DATA_UPLOAD_MAX_MEMORY_SIZE. (Also cap the body at the proxy, e.g. nginx's
+# client_max_body_size, to XIAOER_UPLOAD_MAX_MB.)
+XIAOER_UPLOAD_MAX_BYTES = env_int("XIAOER_UPLOAD_MAX_MB", 256) * 1024 * 1024
+XIAOER_WEB_IMPORT_MAX_BYTES = env_int("XIAOER_WEB_IMPORT_MAX_MB", 10) * 1024 * 1024
+FILE_UPLOAD_HANDLERS = ["portal.uploads.UploadLimitHandler",
+                        "django.core.files.uploadhandler.MemoryFileUploadHandler",
+                        "django.core.files.uploadhandler.TemporaryFileUploadHandler"]
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# Uploaded member files (plaintext mobiles) are deleted when their import ends, and by a beat job after
+# this many hours whatever became of the import.
+XIAOER_MEMBER_FILE_RETENTION_HOURS = env_int("XIAOER_MEMBER_FILE_RETENTION_HOURS", 24)
 
 # WeCom: the local sandbox (portal/wecom/sandbox/) only in demo mode while no WECOM_CORP_ID is given; its
 # published credentials fill in nothing else. Otherwise every WECOM_* value comes from the environment.

@@ -18,7 +18,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
-from import_export import fields, resources
+from import_export import fields
 from import_export.admin import ExportMixin
 
 from customers.models import Channel, ContactWay, Relationship, WelcomeDelivery, WelcomeMessage
@@ -38,6 +38,7 @@ from customers.services.acquisition import (
     welcome_text_validate,
 )
 from portal.admin_base import ReadOnlyAdminMixin, ScopedAdmin, scoped
+from portal.spreadsheets import SafeExportResource, SpreadsheetAdminMixin
 from portal.wecom.models import SyncRun
 from stores.models import Region
 
@@ -128,7 +129,7 @@ class WelcomeMessageAdmin(ScopedAdmin):
 
 
 # -- contact-way codes -------------------------------------------------------------------------------
-class ContactWayResource(resources.ModelResource):
+class ContactWayResource(SafeExportResource):
     store = fields.Field(attribute="store__code", column_name=_("门店编码"))
     staff = fields.Field(attribute="staff__userid", column_name=_("员工账号"))
     channel = fields.Field(attribute="channel__code", column_name=_("渠道编码"))
@@ -196,7 +197,7 @@ class RegionCodesForm(forms.Form):
 
 
 @admin.register(ContactWay)
-class ContactWayAdmin(ExportMixin, ScopedAdmin):
+class ContactWayAdmin(SpreadsheetAdminMixin, ExportMixin, ScopedAdmin):
     resource_classes = [ContactWayResource]
     change_list_template = "admin/customers/contactway/change_list.html"
     list_display = ("name", "kind", "store", "staff", "channel", "state", "active", "made", "last_error", "qr_link")

@@ -24,7 +24,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from import_export import fields, resources
+from import_export import fields
 from import_export.admin import ExportMixin
 
 from customers.models import Customer, Relationship, StageChange, Tag
@@ -41,6 +41,7 @@ from customers.services.tags import TagError, customers_tag
 from portal.admin_base import ScopedAdmin, scoped
 from portal.models import AuditEvent
 from portal.pagination import capped_count
+from portal.spreadsheets import SafeExportResource, SpreadsheetAdminMixin
 from portal.wecom.gateway import WeComError
 from portal.wecom.models import SyncRun
 from stores.models import Region, Store
@@ -158,7 +159,7 @@ class TagFilter(admin.SimpleListFilter):
 
 
 # -- export ---------------------------------------------------------------------------------------------
-class CustomerResource(resources.ModelResource):
+class CustomerResource(SafeExportResource):
     store = fields.Field(attribute="store__code", column_name=gettext_lazy("门店编码"))
     staff = fields.Field(attribute="staff__userid", column_name=gettext_lazy("主跟进员工"))
     tags = fields.Field(column_name=gettext_lazy("标签"))
@@ -210,7 +211,7 @@ class CustomerTagForm(forms.Form):
 
 
 @admin.register(Customer)
-class CustomerAdmin(ExportMixin, ScopedAdmin):
+class CustomerAdmin(SpreadsheetAdminMixin, ExportMixin, ScopedAdmin):
     resource_classes = [CustomerResource]
     list_display = ("name_shown", "store", "staff", "stage", "tags_shown", "first_added_at", "active")
     list_filter = ("stage", "active", RegionFilter, StoreAutocompleteFilter, TagFilter)

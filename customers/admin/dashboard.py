@@ -8,7 +8,6 @@ and the same scope as the changelist it sits next to.
 
 from __future__ import annotations
 
-import io
 import math
 from datetime import timedelta
 from urllib.parse import urlencode
@@ -37,6 +36,7 @@ from customers.services.dashboard import (
     acquisition_range_clean,
 )
 from portal.admin_base import ReadOnlyAdminMixin, ScopedAdmin, scoped
+from portal.spreadsheets import workbook_bytes
 from stores.models import Franchisee, Region, Store
 from stores.scoping import ScopeKind, user_scope
 
@@ -160,9 +160,7 @@ def workbook_build(figures: AcquisitionFigures, *, filters_text: list[tuple[str,
         about.append([label, value])
     about.column_dimensions["A"].width = 16
     about.column_dimensions["B"].width = 40
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+    return workbook_bytes(book)  # store, staff and channel names never run as formulas
 
 
 def _xlsx_cells(row: AcquisitionRow) -> list:

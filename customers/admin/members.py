@@ -15,6 +15,7 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
@@ -45,6 +46,7 @@ from customers.services.members_import import (
     member_import_enqueue,
 )
 from portal.admin_base import ScopedAdmin
+from portal.uploads import FileRefused, upload_size_validate
 from stores.admin import ScopedImportExportAdmin
 from stores.models import Region
 from stores.scoping import region_ids_with_descendants
@@ -279,8 +281,9 @@ class MemberImportForm(forms.ModelForm):
         if not upload.name.lower().endswith(ACCEPTED_SUFFIXES):
             raise forms.ValidationError(_("只支持 CSV 或 .xlsx 文件"))
         try:
+            upload_size_validate(upload=upload)
             member_file_check(upload)
-        except MemberImportError as exc:
+        except (FileRefused, MemberImportError) as exc:
             raise forms.ValidationError(str(exc)) from exc
         upload.seek(0)
         return upload
@@ -295,7 +298,7 @@ class MemberImportAdmin(ScopedAdmin):
     list_select_related = ("created_by",)
     change_form_template = "admin/customers/memberimport/change_form.html"
     change_list_template = "admin/customers/memberimport/change_list.html"
-    shown_fields = ("file", "status", "progress", "rows_created", "rows_updated", "created_by", "created_at",
+    shown_fields = ("file_shown", "status", "progress", "rows_created", "rows_updated", "created_by", "created_at",
                     "finished_at", "error_list")
 
     def get_fields(self, request, obj=None):
@@ -330,6 +333,14 @@ class MemberImportAdmin(ScopedAdmin):
     @admin.display(description=_("文件"))
     def file_name(self, obj):
         return obj.file.name.rsplit("/", 1)[-1]
+
+    @admin.display(description=_("文件"))
+    def file_shown(self, obj):
+        """The name only, never a link: the file holds plaintext mobiles, and it is deleted when the import ends."""
+        if obj.file_removed_at is not None:
+            return _("%(name)s（已于 %(at)s 删除）") % {
+                "name": self.file_name(obj), "at": timezone.localtime(obj.file_removed_at).strftime("%Y-%m-%d %H:%M")}
+        return _("%(name)s（导入结束后删除）") % {"name": self.file_name(obj)}
 
     @admin.display(description=_("进度"))
     def progress(self, obj):

@@ -28,3 +28,6 @@ schedule_register(Schedule(name="customers.members_rfm", task="customers.tasks.m
 schedule_register(Schedule(name="customers.member_imports_requeue",
                            task="customers.tasks.members.member_imports_requeue_task", every_seconds=600,
                            description=str(_("重新提交停滞的会员导入任务"))))
+schedule_register(Schedule(name="customers.member_import_files_purge",
+                           task="customers.tasks.members.member_import_files_purge_task", every_seconds=3600,
+                           description=str(_("删除超过保留期限的会员导入文件（含明文手机号）"))))

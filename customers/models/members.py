@@ -77,6 +77,9 @@ class MemberImport(models.Model):
     rows_updated = models.PositiveIntegerField(_("更新"), default=0)
     errors = models.JSONField(_("错误行"), default=list, blank=True)
     finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
+    # The uploaded file holds plaintext mobiles: deleted when the import ends (or after the retention
+    # period, XIAOER_MEMBER_FILE_RETENTION_HOURS); ``file`` keeps its name as the record of what was imported.
+    file_removed_at = models.DateTimeField(_("文件删除时间"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("会员导入")

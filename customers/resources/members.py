@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from io import BytesIO
-from xml.etree.ElementTree import ParseError
 
 import tablib
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -27,12 +25,10 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from import_export import fields, widgets
-from import_export.formats import base_formats
 from import_export.instance_loaders import BaseInstanceLoader
 from import_export.results import RowResult
 
 from customers.models import Member
-from customers.resources.xlsx import XlsxRowLimit, XlsxUnsupported, xlsx_values
 from customers.services.members import (
     MemberDataError,
     amount_parse,
@@ -46,6 +42,8 @@ from customers.services.members import (
 from customers.services.members_import import cell_text
 from portal.admin_base import scoped
 from portal.audit import audit_record
+from portal.spreadsheets import SafeCSV, SafeXLSX, csv_decode
+from portal.xlsx import XlsxRowLimit
 from stores.models import Store
 from stores.resources import ScopedForeignKeyWidget, ScopedResource
 from stores.scoping import user_scope
@@ -174,44 +172,34 @@ def _size_check(rows: int) -> None:
         raise MemberFileTooLarge(rows)
 
 
-class MemberCSV(base_formats.CSV):
+class MemberCSV(SafeCSV):
+    max_rows = 2 * WEB_IMPORT_MAX_ROWS
+
     def create_dataset(self, in_stream, **kwargs):
-        if in_stream.count("\n") > 2 * WEB_IMPORT_MAX_ROWS:  # clearly too large: refused before parsing
-            raise MemberFileTooLarge(in_stream.count("\n"))
-        dataset = super().create_dataset(in_stream, **kwargs)
+        text = csv_decode(in_stream, self.encoding)
+        if text.count("\n") > 2 * WEB_IMPORT_MAX_ROWS:  # clearly too large: refused before parsing
+            raise MemberFileTooLarge(text.count("\n"))
+        dataset = super().create_dataset(text, **kwargs)
         _size_check(len(dataset))
         return dataset
 
 
-class MemberXLSX(base_formats.XLSX):
-    """The active sheet as values (customers/resources/xlsx.py; openpyxl for what it does not read):
-    numbers stay numbers and dates dates — the widgets read them with cell_text, as the fast path
-    does. Reading stops once a file is known to be too large; trailing blank rows (formatted but
-    empty) are dropped."""
+class MemberXLSX(SafeXLSX):
+    """The active sheet as values (portal/xlsx.py, within its limits; openpyxl for what it does not read):
+    numbers stay numbers and dates dates — the widgets read them with cell_text, as the fast path does.
+    Reading stops once a file is known to be too large; blank rows after the last value are not rows."""
 
     def create_dataset(self, in_stream):
         try:
-            rows = xlsx_values(in_stream, limit=WEB_IMPORT_MAX_ROWS + 1)  # + the header
+            rows = self.read_rows(in_stream, limit=WEB_IMPORT_MAX_ROWS + 1)  # + the header
         except XlsxRowLimit as exc:
             raise MemberFileTooLarge(exc.rows - 1) from exc
-        except (XlsxUnsupported, ParseError, ValueError, KeyError, IndexError):
-            rows = _openpyxl_values(in_stream)
         while rows and all(v is None or v == "" for v in rows[-1]):
             rows.pop()
         if not rows:
             raise MemberFileEmpty()
         _size_check(len(rows) - 1)
         return tablib.Dataset(*rows[1:], headers=list(rows[0]))
-
-
-def _openpyxl_values(data: bytes) -> list[tuple]:
-    import openpyxl
-
-    book = openpyxl.load_workbook(BytesIO(data), read_only=True, data_only=True)
-    try:
-        return list(book.active.iter_rows(values_only=True))
-    finally:
-        book.close()
 
 
 class MemberLoader(BaseInstanceLoader):

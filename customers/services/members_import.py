@@ -61,6 +61,9 @@ from customers.services.members import (
     members_unify_scope_table,
     mobile_normalize,
 )
+from portal.spreadsheets import CSV_MAX_LINE_CHARS, line_too_long_message
+from portal.uploads import FileRefused
+from portal.xlsx import JOB_LIMITS, XlsxUnsupported, openpyxl_rows, xlsx_open
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +135,7 @@ class OpenedFile:
 def _open_csv(binary, head: bytes) -> OpenedFile:
     encoding = _sniff_encoding(head)
     text = io.TextIOWrapper(binary, encoding=encoding, newline="", errors="strict")
-    reader = csv.reader(text)
+    reader = csv.reader(_bounded_lines(text))
     try:
         header = next(reader)
     except StopIteration:
@@ -145,26 +148,64 @@ def _open_csv(binary, head: bytes) -> OpenedFile:
     return OpenedFile(header=header, rows=rows(), rows_estimate=0)
 
 
-def _open_xlsx(binary) -> OpenedFile:
-    import openpyxl
+def _bounded_lines(text) -> Iterator[str]:
+    """The CSV's physical lines, none longer than CSV_MAX_LINE_CHARS: a file without line breaks (or not
+    a CSV at all) is refused at its first long line instead of being read whole into one row."""
+    limit = CSV_MAX_LINE_CHARS + 2  # the longest line allowed and its "\r\n"
+    readline, number = text.readline, 0
+    while line := readline(limit):
+        number += 1
+        if len(line) > CSV_MAX_LINE_CHARS and len(line.rstrip("\r\n")) > CSV_MAX_LINE_CHARS:
+            raise MemberImportError(line_too_long_message(number))
+        yield line
 
+
+class _XlsxLines:
+    """(line, values) of each row with a value of the first sheet, read by portal/xlsx.py within JOB_LIMITS
+    (zip bombs, absurd rows or columns refused with their reason; rows never padded), or by openpyxl within
+    the same limits for a workbook that reader does not handle. ``dimension_rows`` once a row is read."""
+
+    def __init__(self, binary):
+        self.binary = binary
+        self.dimension_rows: int | None = None
+
+    def __iter__(self) -> Iterator[tuple[int, tuple]]:
+        started = False
+        try:
+            try:
+                with xlsx_open(self.binary, limits=JOB_LIMITS, sheet="first") as sheet:
+                    for row in sheet.rows():
+                        self.dimension_rows, started = sheet.dimension_rows, True
+                        yield row
+                    return
+            except XlsxUnsupported:
+                if started:
+                    raise
+            self.binary.seek(0)
+            yield from openpyxl_rows(self.binary, limits=JOB_LIMITS, sheet="first")
+        except FileRefused as exc:
+            raise MemberImportError(str(exc)) from exc
+        except (XlsxUnsupported, ValueError, KeyError, IndexError, OverflowError) as exc:
+            raise MemberImportError(_("Excel 文件无法读取（%(error)s）：请用 Excel 另存为 .xlsx 或 CSV 后再上传") % {
+                "error": exc}) from exc
+
+
+def _open_xlsx(binary) -> OpenedFile:
+    lines = _XlsxLines(binary)
+    found = iter(lines)
     try:
-        book = openpyxl.load_workbook(binary, read_only=True, data_only=True)
-    except Exception as exc:  # zipfile.BadZipFile, KeyError, InvalidFileException …
-        raise MemberImportError(_("Excel 文件无法打开：%(error)s") % {"error": exc}) from exc
-    sheet = book.worksheets[0]
-    values = sheet.iter_rows(values_only=True)
-    try:
-        header = [cell_text(v) for v in next(values)]
+        line, values = next(found)
     except StopIteration:
         raise MemberImportError(_("文件是空的")) from None
+    header = [cell_text(v) for v in values] if line == 1 else []  # the header is line 1, or missing
 
     def rows():
-        for line, cells in enumerate(values, start=2):
-            yield line, [cell_text(v) for v in cells]
-        book.close()
+        if line != 1:
+            yield line, [cell_text(v) for v in values]
+        for number, cells in found:
+            yield number, [cell_text(v) for v in cells]
 
-    return OpenedFile(header=header, rows=rows(), rows_estimate=max((sheet.max_row or 1) - 1, 0))
+    return OpenedFile(header=header, rows=rows(), rows_estimate=max((lines.dimension_rows or 1) - 1, 0))
 
 
 def _count_lines(binary) -> int:
@@ -178,6 +219,12 @@ def _count_lines(binary) -> int:
     return max(lines + (last != b"\n") - 1, 0)
 
 
+def _xlsx_in_name_only(binary) -> None:
+    """A file named .xlsx that is not a zip (a renamed CSV, a web page): said so."""
+    if str(getattr(binary, "name", "") or "").lower().endswith(".xlsx"):
+        raise MemberImportError(_("文件名是 .xlsx，内容却不是 Excel 文件：请用 Excel 打开后另存为 .xlsx 再上传"))
+
+
 def member_file_open(binary) -> OpenedFile:
     """A binary file object → its header and rows, whatever the format; MemberImportError if unreadable."""
     head = binary.read(SNIFF_BYTES)
@@ -188,6 +235,7 @@ def member_file_open(binary) -> OpenedFile:
         return _open_xlsx(binary)
     if head.startswith(b"\xd0\xcf\x11\xe0"):
         raise MemberImportError(_("不支持旧版 Excel（.xls）文件：请另存为 .xlsx 或 CSV"))
+    _xlsx_in_name_only(binary)
     estimate = _count_lines(binary)
     opened = _open_csv(binary, head)
     opened.rows_estimate = estimate
@@ -599,13 +647,16 @@ def _lost_a_race(exc: DatabaseError) -> bool:
         getattr(getattr(cause, "diag", None), "constraint_name", None) == MEMBER_NO_CONSTRAINT)
 
 
+FINISHED = (MemberImport.Status.DONE, MemberImport.Status.FAILED)  # never run again
+
+
 def member_import_run(*, job: MemberImport, progress: Callable[[MemberImport], None] | None = None,
                       timings: ImportTimings | None = None) -> MemberImport:
     """Run a queued (or interrupted) import job to the end. Idempotent: a finished job is left alone.
     ``timings``, if given, is filled with where the time went."""
     with _job_lock(job.pk) as got:
         job.refresh_from_db()
-        if not got or job.status in (MemberImport.Status.DONE, MemberImport.Status.FAILED):
+        if not got or job.status in FINISHED:
             return job
         try:
             for attempt in range(1, ATTEMPTS + 1):
@@ -633,6 +684,8 @@ def member_import_run(*, job: MemberImport, progress: Callable[[MemberImport], N
         finally:
             with connection.cursor() as cursor:
                 _drop_temp_tables(cursor)
+            if job.status in FINISHED:
+                member_import_file_remove(job=job)  # done or failed for good: the mobiles leave the disk
     return job
 
 
@@ -727,6 +780,7 @@ def member_file_check(binary) -> None:
     if head.startswith(b"PK\x03\x04"):
         header = _open_xlsx(binary).header
     else:
+        _xlsx_in_name_only(binary)
         encoding = _sniff_encoding(head)
         first_line = head.decode(encoding, errors="ignore").splitlines()[:1] or [""]
         header = next(csv.reader(first_line), [])
@@ -751,3 +805,47 @@ def member_imports_requeue() -> int:
     for job in jobs:
         member_import_enqueue(job=job)
     return len(jobs)
+
+
+# -- the uploaded files -------------------------------------------------------------------------------
+
+PURGE_BATCH = 200
+
+
+def member_import_file_remove(*, job: MemberImport) -> bool:
+    """Delete the job's uploaded file (it holds plaintext mobiles) and record when; the job keeps the file's
+    name, its counts and its errors. False if there was nothing to delete or the storage failed (the purge
+    job tries again)."""
+    if job.file_removed_at is not None or not job.file.name:
+        return False
+    try:
+        job.file.storage.delete(job.file.name)
+    except OSError:
+        logger.exception("member import %s: could not delete %s", job.pk, job.file.name)
+        return False
+    _job_update(job, file_removed_at=timezone.now())
+    return True
+
+
+def member_import_files_purge(*, now: datetime | None = None) -> int:
+    """Uploaded member files older than XIAOER_MEMBER_FILE_RETENTION_HOURS are deleted whatever became of
+    their job; a job that never finished (and is not running now) fails with a message saying so. Returns
+    how many files were deleted (at most PURGE_BATCH a run; the beat job comes back)."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(hours=settings.XIAOER_MEMBER_FILE_RETENTION_HOURS)
+    removed = 0
+    jobs = (MemberImport.objects.filter(file_removed_at__isnull=True, created_at__lt=cutoff).exclude(file="")
+            .order_by("pk")[:PURGE_BATCH])
+    for job in jobs:
+        if job.status not in FINISHED:
+            with _job_lock(job.pk) as got:
+                if not got:
+                    continue  # a worker is importing it right now
+                job.refresh_from_db()
+                if job.status not in FINISHED:
+                    message = _("导入在 %(hours)s 小时内没有完成，上传的文件已按保留期限删除，未导入任何数据："
+                                "请重新上传") % {"hours": settings.XIAOER_MEMBER_FILE_RETENTION_HOURS}
+                    _job_update(job, status=MemberImport.Status.FAILED, finished_at=now,
+                                errors=[{"line": None, "message": message}])
+        removed += member_import_file_remove(job=job)
+    return removed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from customers.models import MemberImport
 from customers.services.members import members_unify, rfm_compute
-from customers.services.members_import import member_import_run, member_imports_requeue
+from customers.services.members_import import member_import_files_purge, member_import_run, member_imports_requeue
 from portal.tasks import xiaoer_task
 
 
@@ -31,3 +31,8 @@ def rfm_compute_task() -> int:
 @xiaoer_task()
 def member_imports_requeue_task() -> int:
     return member_imports_requeue()
+
+
+@xiaoer_task()
+def member_import_files_purge_task() -> int:
+    return member_import_files_purge()

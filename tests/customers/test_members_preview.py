@@ -20,8 +20,9 @@ from openpyxl.cell.text import InlineFont
 from customers.models import Member
 from customers.resources import members as member_resources
 from customers.resources.members import MemberResource, MemberXLSX
-from customers.resources.xlsx import XlsxUnsupported, xlsx_values
 from customers.services.members import mobile_hash
+from portal import spreadsheets
+from portal.xlsx import XlsxUnsupported, xlsx_values
 from stores.models import Store
 from tests.customers.test_members_import import csv_bytes, xlsx_bytes
 
@@ -308,7 +309,7 @@ def test_a_workbook_the_fast_reader_does_not_handle_is_read_by_openpyxl(monkeypa
     def unsupported(*args, **kwargs):
         raise XlsxUnsupported("test")
 
-    monkeypatch.setattr(member_resources, "xlsx_values", unsupported)
+    monkeypatch.setattr(spreadsheets, "xlsx_values", unsupported)
     slow = MemberXLSX().create_dataset(data)
     assert slow.headers == fast.headers and list(slow) == list(fast)
     assert list(fast)[0][9] == "A001" and list(fast)[0][8] == datetime(2026, 1, 5)
