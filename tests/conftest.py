@@ -133,9 +133,33 @@ def celery_worker_session(django_db_setup, django_db_blocker):
         yield worker
 
 
+def _worker_idle(*, timeout: float = 15.0) -> None:
+    """Wait until the session worker has nothing queued or running.
+
+    A task still running when a transactional test's tables are flushed deadlocks with the flush's TRUNCATE
+    (it holds a row lock on one table and waits for another): the flush fails, its rows stay, and the next
+    test sees them. So a test that used the worker ends only when the worker is done with its tasks.
+    """
+    import time
+
+    import redis
+    from celery.worker import state
+    from django.conf import settings
+
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    deadline, quiet = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline and quiet < 3:  # idle three polls in a row: nothing in between
+        # A retry waiting for its countdown (an eta) is not waited for: it may be minutes away.
+        waiting = any(request.eta is None for request in list(state.reserved_requests))
+        idle = not state.active_requests and not waiting and not broker.llen("celery")
+        quiet = quiet + 1 if idle else 0
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def celery_worker(celery_worker_session, transactional_db):
-    return celery_worker_session
+    yield celery_worker_session
+    _worker_idle()
 
 
 @pytest.fixture
@@ -154,7 +178,11 @@ def sandbox(settings):
 def wecom_live(sandbox, live_server, celery_worker):
     """End to end: the sandbox fires encrypted callbacks at a live portal whose tasks run on a real worker."""
     sandbox.do("config", callback_url=f"{live_server.url}/wecom/callback/")
-    return sandbox
+    yield sandbox
+    # Nothing more for the live portal once the test ends: no new deliveries, and the one under way finishes
+    # (then the worker's teardown waits for the tasks it queued).
+    sandbox.do("config", callback_url="")
+    sandbox.drain(timeout=10)
 
 
 def eventually(check, *, timeout: float = 15.0, interval: float = 0.1):
