@@ -80,6 +80,7 @@ class CallbackSender:
         self._held: list[str] = []
         self._cond = threading.Condition()
         self._busy = 0
+        self._generation = 0  # bumped by clear(): a delivery started before a reset does not count after it
         self.log: collections.deque[dict] = collections.deque(maxlen=5000)
         self.stats = {"emitted": 0, "delivered": 0, "failed": 0, "attempts": 0}
         for n in range(max(1, concurrency)):
@@ -99,6 +100,7 @@ class CallbackSender:
     def clear(self) -> None:
         """Forget queued, held and logged deliveries (a reset sandbox)."""
         with self._cond:
+            self._generation += 1
             self._queue.clear()
             self._held.clear()
             self.log.clear()
@@ -138,25 +140,31 @@ class CallbackSender:
                     self._cond.wait()
                 xml = self._queue.popleft()
                 self._busy += 1
+                generation = self._generation
             try:
-                self._deliver(xml)
+                self._deliver(xml, generation)
             finally:
                 with self._cond:
                     self._busy -= 1
                     self._cond.notify_all()
 
-    def _deliver(self, xml: str) -> None:
+    def _deliver(self, xml: str, generation: int) -> None:
         url = self.config.get("callback_url")
         entry = {"at": time.time(), "xml": xml, "attempts": 0, "outcome": "no callback_url"}
         if url:
             for _ in range(1 + int(self.config.get("callback_retries", 3))):
+                if generation != self._generation:  # reset meanwhile: stop retrying a forgotten event
+                    break
                 entry["attempts"] += 1
                 with self._cond:
-                    self.stats["attempts"] += 1
+                    if generation == self._generation:
+                        self.stats["attempts"] += 1
                 entry["outcome"] = self._post_once(url, xml)
                 if entry["outcome"] == "success":
                     break
         with self._cond:
+            if generation != self._generation:
+                return  # the sandbox was reset during this delivery: its counts and log start afresh
             self.stats["delivered" if entry["outcome"] == "success" else "failed"] += 1
             self.log.append(entry)
 

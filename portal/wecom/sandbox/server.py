@@ -13,13 +13,21 @@ An area module registers its endpoints and control actions with decorators::
 
 Handlers raise ``ApiError(errcode, errmsg)`` for WeCom's error answers. Every request runs under
 the state's lock, so handlers never see a half-made change.
+
+The control API and the sandbox's pages (``/sandbox/``, ``/sandbox-file/``) answer only requests whose
+Host is loopback (127.0.0.1, localhost, [::1], with any port; more names in SANDBOX_ALLOWED_HOSTS), so
+a web page a developer visits cannot reach them through DNS rebinding; a control POST must be JSON
+(``Content-Type: application/json``), which a cross-site form cannot send without a CORS preflight
+that the sandbox never grants. ``/cgi-bin/`` answers like WeCom, whatever the Host.
 """
 
 from __future__ import annotations
 
 import collections
 import importlib
+import ipaddress
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -346,12 +354,61 @@ def callbacks_drain(sandbox: Sandbox, timeout: float) -> dict:
     return {"drained": sandbox.callbacks.drain(timeout=timeout), **sandbox.callbacks.pending()}
 
 
+LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+def host_name(host: str) -> str:
+    """The Host header without its port: "127.0.0.1:8900" → "127.0.0.1", "[::1]:8900" → "::1"; "" if malformed."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        name, bracket, port = host[1:].partition("]")
+        if not bracket or (port and not port.startswith(":")):
+            return ""
+        port = port[1:] if port else None
+    elif host.count(":") == 1:
+        name, _, port = host.partition(":")
+    else:
+        name, port = host, None
+    if port is not None and not (port.isascii() and port.isdigit()):
+        return ""
+    return name
+
+
+def host_is_allowed(host: str, extra_hosts: frozenset[str] = frozenset()) -> bool:
+    name = host_name(host)
+    if not name:
+        return False
+    if name in LOOPBACK_NAMES or name in extra_hosts:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False  # any other name: a rebinding attacker's domain, or a LAN name nobody allowed
+
+
+def request_refusal(*, method: str, host: str, content_type: str, control: bool,
+                    extra_hosts: frozenset[str] = frozenset()) -> tuple[int, dict] | None:
+    """Why a request to the control API or the sandbox's pages is refused: (HTTP status, answer), or None."""
+    if not host_is_allowed(host, extra_hosts):
+        return 403, {"error": f"the sandbox answers loopback hosts only, not {host_name(host) or 'no Host'!r} "
+                              "(add it to SANDBOX_ALLOWED_HOSTS)"}
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if control and method == "POST" and media_type != "application/json":
+        return 415, {"error": "control actions take a JSON body (Content-Type: application/json)"}
+    return None
+
+
+def allowed_hosts_from_env() -> frozenset[str]:
+    return frozenset(h.strip().lower() for h in os.environ.get("SANDBOX_ALLOWED_HOSTS", "").split(",") if h.strip())
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Keep-alive clients (the gateway) would otherwise wait ~40 ms per call: the headers and the body go
     # out as two segments, and Nagle holds the second until the client's delayed ACK of the first.
     disable_nagle_algorithm = True
     sandbox: Sandbox  # set on the subclass made by serve()
+    allowed_hosts: frozenset[str] = frozenset()  # names besides loopback (make_server: SANDBOX_ALLOWED_HOSTS)
 
     def log_message(self, format, *args):
         return
@@ -368,6 +425,13 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         body: dict = {}
         content_type = self.headers.get("Content-Type", "")
+        path = parts.path
+        if path.startswith(("/sandbox/", "/sandbox-file/")):
+            refusal = request_refusal(method=method, host=self.headers.get("Host", ""),
+                                      content_type=content_type, control=path.startswith("/sandbox/"),
+                                      extra_hosts=self.allowed_hosts)
+            if refusal is not None:
+                return self._json(*refusal)
         if raw and "multipart/form-data" not in content_type:
             try:
                 body = json.loads(raw.decode("utf-8"))
@@ -375,7 +439,6 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(200, _error(47001, "data format error"))
             if not isinstance(body, dict):
                 return self._json(200, _error(47001, "data format error"))
-        path = parts.path
         call = Call(sandbox=self.sandbox, method=method, path="", query=query, body=body, raw=raw,
                     headers={k.lower(): v for k, v in self.headers.items()})
         if path.startswith("/cgi-bin/"):
@@ -454,7 +517,9 @@ class _Server(ThreadingHTTPServer):
 
 def make_server(*, sandbox: Sandbox, host: str = "127.0.0.1", port: int = 8900) -> ThreadingHTTPServer:
     """The HTTP server (call serve_forever); port 0 picks a free port, and sandbox.public_url follows it."""
-    handler = type("SandboxHandler", (_Handler,), {"sandbox": sandbox})
+    # The bind address too (public_url, in QR codes and media URLs, names it): never a rebinding domain.
+    allowed = allowed_hosts_from_env() | {host_name(host)} - {""}
+    handler = type("SandboxHandler", (_Handler,), {"sandbox": sandbox, "allowed_hosts": frozenset(allowed)})
     server = _Server((host, port), handler)
     sandbox.public_url = f"http://{host}:{server.server_address[1]}"
     return server
