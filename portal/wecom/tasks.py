@@ -4,7 +4,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from portal.tasks import xiaoer_task
-from portal.wecom.events import callback_event_process, callback_events_due
+from portal.wecom.events import callback_event_process, callback_events_due, callback_events_purge
 
 
 @xiaoer_task()
@@ -27,3 +27,9 @@ def calls_purge_task() -> int:
     cutoff = timezone.now() - timedelta(days=settings.WECOM_CALL_LOG_DAYS)
     deleted, _ = WeComCall.objects.filter(at__lt=cutoff).delete()
     return deleted
+
+
+@xiaoer_task()
+def callbacks_purge_task() -> int:
+    return callback_events_purge(processed_days=settings.WECOM_CALLBACK_RETENTION_DAYS,
+                                 failed_days=settings.WECOM_CALLBACK_FAILED_RETENTION_DAYS)

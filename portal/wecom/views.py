@@ -16,6 +16,7 @@ from portal.tasks import enqueue_after_commit
 from portal.wecom.callbacks import (
     CallbackMalformed,
     CallbackRejected,
+    CallbackStale,
     callback_decrypt,
     callback_echo,
     callback_store,
@@ -24,13 +25,33 @@ from portal.wecom.callbacks import (
 
 logger = logging.getLogger(__name__)
 SIGNATURE_KEYS = ("msg_signature", "timestamp", "nonce")
+MAX_BODY = 64 * 1024  # WeCom's encrypted events are a few KB
+
+
+class BadContentLength(ValueError):
+    pass
+
+
+def content_length_parse(value) -> int:
+    """A request's CONTENT_LENGTH as bytes to read (0 when absent), or BadContentLength (answer 400)."""
+    text = str(value or "").strip()
+    if not text:
+        return 0
+    if not text.isascii() or not text.isdigit():
+        raise BadContentLength(text[:20])
+    return int(text)
 
 
 def callback_receive(*, query: dict[str, str], body: bytes) -> tuple[int, str]:
     """Verify, decrypt, store once, enqueue: (HTTP status, reply text). Never raises for bad input."""
+    if len(body) > MAX_BODY:
+        return 413, "too large"
     signature = {key: query.get(key, "") for key in SIGNATURE_KEYS}
     try:
         fields = event_parse(callback_decrypt(body=body, **signature))
+    except CallbackStale as exc:
+        logger.warning("wecom callback refused: %s", exc)
+        return 403, "stale timestamp"
     except CallbackRejected as exc:
         logger.warning("wecom callback rejected: %s", exc)
         return 403, "invalid signature"
@@ -58,5 +79,11 @@ def wecom_callback(request: HttpRequest) -> HttpResponse:
             logger.warning("wecom callback verification rejected: %s", exc)
             return HttpResponse("invalid signature", status=403, content_type="text/plain")
         return HttpResponse(echo, content_type="text/plain")
+    try:  # refuse a body too large before reading it
+        length = content_length_parse(request.META.get("CONTENT_LENGTH"))
+    except BadContentLength:
+        return HttpResponse("bad content length", status=400, content_type="text/plain")
+    if length > MAX_BODY:
+        return HttpResponse("too large", status=413, content_type="text/plain")
     status, text = callback_receive(query=request.GET.dict(), body=request.body)
     return HttpResponse(text, status=status, content_type="text/plain")
