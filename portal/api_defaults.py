@@ -1,6 +1,7 @@
 """DRF defaults named in settings (kept free of view imports to avoid an import cycle)."""
 
-from rest_framework import permissions, throttling
+from rest_framework import permissions, serializers, throttling
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.settings import api_settings
 
@@ -8,12 +9,42 @@ from portal.client_ip import client_ip
 
 
 class IdCursorPagination(CursorPagination):
-    """Keyset pagination on the primary key: constant cost at any depth, no COUNT(*)."""
+    """Keyset pagination on the primary key: constant cost at any depth, no COUNT(*).
+
+    ``page_size`` is a whole number from 1 (400 otherwise; above ``max_page_size`` it is capped); a cursor
+    this API did not hand out is DRF's 404 "无效游标", also when its position is not an id.
+    """
 
     ordering = "-id"
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        try:
+            size = serializers.IntegerField(min_value=1).run_validation(raw)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({self.page_size_query_param: exc.detail}) from exc
+        return min(size, self.max_page_size)
+
+    def decode_cursor(self, request):
+        cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None:
+            try:
+                int(cursor.position)
+            except ValueError:
+                raise NotFound(self.invalid_cursor_message) from None
+        return cursor
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"]["minimum"] = 1
+        return parameters
 
 
 class ScopedModelPermissions(permissions.DjangoModelPermissions):

@@ -199,6 +199,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     # The schema and the docs need a login (session or token), like the API itself.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Every operation's refusals (400/401/403/404/415/429) are declared once, by portal/api_errors.py.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "portal.api_errors.error_responses_declare"],
 }
 
 # Members' mobiles are stored only as HMAC-SHA256(key, mobile) plus a masked form (138****0000).
@@ -247,15 +250,15 @@ WECOM_MAX_ATTEMPTS = env_int("WECOM_MAX_ATTEMPTS", 5)
 WECOM_BACKOFF_SECONDS = float(env_str("WECOM_BACKOFF_SECONDS", "0.5"))
 WECOM_RATE_PER_MINUTE = env_int("WECOM_RATE_PER_MINUTE", 6000)  # per endpoint, shared by all processes
 WECOM_CALL_LOG_DAYS = env_int("WECOM_CALL_LOG_DAYS", 14)
+
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
 # Callbacks: a signed timestamp further than this from our clock is refused (a replay, or a stale retry;
 # WeCom retries within seconds). Processed events are purged after the retention; failed ones are kept
 # much longer, for a replay after a fix.
 WECOM_CALLBACK_MAX_SKEW_SECONDS = env_int("WECOM_CALLBACK_MAX_SKEW_SECONDS", 300)
 WECOM_CALLBACK_RETENTION_DAYS = env_int("WECOM_CALLBACK_RETENTION_DAYS", 30)
 WECOM_CALLBACK_FAILED_RETENTION_DAYS = env_int("WECOM_CALLBACK_FAILED_RETENTION_DAYS", 180)
-
-SESSION_COOKIE_HTTPONLY = True
-SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)

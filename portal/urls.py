@@ -33,3 +33,9 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
 ]
+
+# Under /api/ Django's own refusals answer JSON like the API's (portal/api_errors.py).
+handler400 = "portal.api_errors.bad_request"
+handler403 = "portal.api_errors.permission_denied"
+handler404 = "portal.api_errors.page_not_found"
+handler500 = "portal.api_errors.server_error"

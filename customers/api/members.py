@@ -11,8 +11,12 @@ whose home store is in its scope. Each item succeeds or fails on its own, with i
 from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import permissions, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -29,6 +33,7 @@ from customers.services.members import (
     mobile_normalize,
 )
 from portal.api import ScopedModelSerializer, ScopedReadOnlyViewSet
+from portal.api_errors import ErrorSerializer
 from portal.tasks import enqueue_after_commit
 
 UPSERT_MAX = 1000
@@ -133,36 +138,53 @@ def _items_validate(items: list) -> tuple[list[dict], dict[int, MemberRecord]]:
     return results, records
 
 
-@extend_schema_view(
-    list=extend_schema(parameters=[
-        OpenApiParameter("member_no", OpenApiTypes.STR, description="会员号（精确）"),
-        OpenApiParameter("mobile", OpenApiTypes.STR, description="手机号（精确，按哈希匹配）"),
-        OpenApiParameter("unionid", OpenApiTypes.STR, description="UnionID（精确）"),
-    ]),
-)
+class MemberFilterSerializer(serializers.Serializer):
+    """The list's filters, exact matches; blank means no filter. A value no member can have is a 400 with its
+    reason (a mobile that is not one, a NUL character, longer than the field), never a database error."""
+
+    member_no = serializers.CharField(required=False, allow_blank=True, max_length=32, help_text="会员号（精确）")
+    mobile = serializers.CharField(required=False, allow_blank=True, max_length=32,
+                                   help_text="手机号（精确，按哈希匹配）")
+    unionid = serializers.CharField(required=False, allow_blank=True, max_length=64, help_text="UnionID（精确）")
+
+    def validate_mobile(self, value):
+        if not value:
+            return value
+        try:
+            return mobile_hash(mobile_normalize(value))
+        except MemberDataError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+
+@extend_schema_view(list=extend_schema(parameters=[MemberFilterSerializer]))
 class MemberViewSet(ScopedReadOnlyViewSet):
     queryset = Member.objects.select_related("home_store")
     serializer_class = MemberSerializer
 
     def get_queryset(self):
         queryset = super().get_queryset()
-        params = self.request.query_params
-        if params.get("member_no"):
-            queryset = queryset.filter(member_no=params["member_no"].strip())
-        if params.get("unionid"):
-            queryset = queryset.filter(unionid=params["unionid"].strip())
-        if params.get("mobile"):
-            try:
-                queryset = queryset.filter(mobile_hash=mobile_hash(mobile_normalize(params["mobile"])))
-            except MemberDataError:
-                queryset = queryset.none()
-        return queryset
+        if self.action != "list":
+            return queryset
+        filters = MemberFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        lookups = {"member_no": "member_no", "unionid": "unionid", "mobile": "mobile_hash"}
+        return queryset.filter(**{lookup: filters.validated_data[name] for name, lookup in lookups.items()
+                                  if filters.validated_data.get(name)})
 
     @extend_schema(
-        request=MemberWriteSerializer(many=True), responses={200: UpsertResultSerializer, 400: UpsertResultSerializer},
+        request=PolymorphicProxySerializer(
+            component_name="MemberUpsertRequest", resource_type_field_name=None, many=False,
+            serializers=[MemberWriteSerializer, MemberWriteSerializer(many=True)]),
+        responses={
+            200: OpenApiResponse(UpsertResultSerializer, description="至少一项已写入或无需变更；失败的项见 results"),
+            400: OpenApiResponse(
+                PolymorphicProxySerializer(component_name="MemberUpsertRefused", resource_type_field_name=None,
+                                           many=False, serializers=[UpsertResultSerializer, ErrorSerializer]),
+                description="没有一项能写入（每一项的原因见 results），或请求体整体无效（原因见 detail）"),
+        },
         description="按会员号新增或更新会员（幂等）。请求体为一个会员对象或最多 1000 个会员对象的数组；"
                     "每一项单独校验、单独成败。未提供、null 或空白的字段保留原值。门店级令牌只能写入归属门店"
-                    "在其权限范围内的会员。",
+                    "在其权限范围内的会员。没有一项能写入时答 400。",
     )
     @action(detail=False, methods=["post"], url_path="upsert", permission_classes=[CanUpsertMembers])
     def upsert(self, request):
@@ -187,8 +209,8 @@ class MemberViewSet(ScopedReadOnlyViewSet):
             enqueue_after_commit(members_unify_task, member_ids=written.written_ids)
         counts = {key: sum(1 for r in results if r["status"] == key) for key in ("created", "updated", "unchanged")}
         body = {**counts, "failed": sum(1 for r in results if r["status"] == "error"), "results": results}
-        failed_single = isinstance(payload, dict) and body["failed"]
-        return Response(body, status=status.HTTP_400_BAD_REQUEST if failed_single else status.HTTP_200_OK)
+        nothing_written = body["failed"] == len(results)  # a single object that failed, or a batch that all did
+        return Response(body, status=status.HTTP_400_BAD_REQUEST if nothing_written else status.HTTP_200_OK)
 
 
 router.register("members", MemberViewSet, basename="member")
