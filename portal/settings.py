@@ -250,15 +250,15 @@ WECOM_MAX_ATTEMPTS = env_int("WECOM_MAX_ATTEMPTS", 5)
 WECOM_BACKOFF_SECONDS = float(env_str("WECOM_BACKOFF_SECONDS", "0.5"))
 WECOM_RATE_PER_MINUTE = env_int("WECOM_RATE_PER_MINUTE", 6000)  # per endpoint, shared by all processes
 WECOM_CALL_LOG_DAYS = env_int("WECOM_CALL_LOG_DAYS", 14)
-
-SESSION_COOKIE_HTTPONLY = True
-SECURE_CONTENT_TYPE_NOSNIFF = True
 # Callbacks: a signed timestamp further than this from our clock is refused (a replay, or a stale retry;
 # WeCom retries within seconds). Processed events are purged after the retention; failed ones are kept
 # much longer, for a replay after a fix.
 WECOM_CALLBACK_MAX_SKEW_SECONDS = env_int("WECOM_CALLBACK_MAX_SKEW_SECONDS", 300)
 WECOM_CALLBACK_RETENTION_DAYS = env_int("WECOM_CALLBACK_RETENTION_DAYS", 30)
 WECOM_CALLBACK_FAILED_RETENTION_DAYS = env_int("WECOM_CALLBACK_FAILED_RETENTION_DAYS", 180)
+
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
