@@ -145,14 +145,17 @@ class FranchiseeQuerySet(ScopedQuerySet):
 
 
 class OwnRowsQuerySet(ScopedQuerySet):
-    """Rows that belong to a user (access, API tokens): HQ sees all, others their own."""
+    """Rows that belong to a user (access, API tokens): HQ sees all, others their own, no scope nothing."""
 
     scope_user_field = "user"
 
     def for_user(self, user) -> OwnRowsQuerySet:
-        if user_scope(user).is_hq:
+        scope = user_scope(user)
+        if scope.is_hq:
             return self
-        return self.filter(**{self.scope_user_field: user.pk}) if user and user.pk else self.none()
+        if scope.kind == ScopeKind.NONE or user is None or not user.pk:
+            return self.none()
+        return self.filter(**{self.scope_user_field: user.pk})
 
     def for_scope(self, scope: UserScope) -> OwnRowsQuerySet:
         return self if scope.is_hq else self.none()

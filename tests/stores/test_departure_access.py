@@ -86,6 +86,7 @@ def test_an_access_whose_staff_member_left_grants_no_scope_even_if_the_login_wer
     assert user.is_active
     assert user_scope(user).kind == ScopeKind.NONE
     assert not Staff.objects.for_user(user).exists()
+    assert not Access.objects.for_user(user).exists() and not ApiToken.objects.for_user(user).exists()
 
 
 def test_departing_one_member_leaves_the_others_logins_alone(client, store_manager_of_a, staff_of_a, org):
