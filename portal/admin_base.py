@@ -3,9 +3,16 @@
 Scoping is duck-typed: a model whose default manager has ``for_user`` is scoped, and this class
 applies it to the changelist, change/delete/history views, foreign-key choices, autocomplete,
 list filters and exports. Out-of-scope objects answer 404 exactly like missing ones.
+
+It fails closed (like NetBox's ``restrict()``): a model that declared no scope shows nothing. A model
+that belongs to no store declares so with a ``GlobalQuerySet`` (stores/scoping.py); a model whose
+manager is not ours (Django's auth, django-celery-beat, django-axes) is declared with ``scope_declare``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.contrib import admin
 from django.contrib.admin.filters import RelatedFieldListFilter
@@ -16,8 +23,33 @@ from portal.field_policy import field_policy_for, guarded_changes_audit, guarded
 from portal.pagination import EstimatedCountPaginator
 
 
+@dataclass(frozen=True)
+class DeclaredScope:
+    apply: Callable  # (queryset, user) -> the rows of queryset that user may see
+    reason: str
+
+
+_DECLARED_SCOPES: dict[str, DeclaredScope] = {}
+
+
+def scope_declare(*, model: str, apply: Callable, reason: str) -> None:
+    """Declare the scope of a model whose manager is not ours ("app_label.Model"), with the reason."""
+    _DECLARED_SCOPES[model] = DeclaredScope(apply=apply, reason=reason)
+
+
+def scope_declared(model) -> DeclaredScope | None:
+    return _DECLARED_SCOPES.get(model._meta.label)
+
+
 def scoped(queryset, user):
-    return queryset.for_user(user) if hasattr(queryset, "for_user") else queryset
+    """The rows of ``queryset`` that ``user`` may see: the model's own ``for_user``, else its declared
+    scope, else nothing at all."""
+    if hasattr(queryset, "for_user"):
+        return queryset.for_user(user)
+    declared = scope_declared(queryset.model)
+    if declared is not None:
+        return declared.apply(queryset, user)
+    return queryset.none()
 
 
 class ScopedRelatedFieldListFilter(RelatedFieldListFilter):
@@ -52,10 +84,15 @@ class ScopedAdmin(admin.ModelAdmin):
     def get_list_filter(self, request):
         filters = []
         for item in super().get_list_filter(request):
-            if isinstance(item, str):
-                field = get_fields_from_path(self.model, item)[-1]
+            # A relation filter named by its path, or given Django's plain RelatedFieldListFilter, offers
+            # only what the viewer may see (a custom subclass is left to scope its own choices).
+            path, filter_class = (item, None) if isinstance(item, str) else (None, None)
+            if isinstance(item, tuple):
+                path, filter_class = item
+            if path is not None and filter_class in (None, RelatedFieldListFilter):
+                field = get_fields_from_path(self.model, path)[-1]
                 if field.is_relation and (field.many_to_one or field.many_to_many):
-                    item = (item, ScopedRelatedFieldListFilter)
+                    item = (path, ScopedRelatedFieldListFilter)
             filters.append(item)
         return filters
 

@@ -15,12 +15,17 @@ class StoresConfig(AppConfig):
     verbose_name = _("组织与门店")
 
     def ready(self) -> None:
+        from portal.admin_base import scope_declare
         from portal.dashboard import Panel, panel_register
         from portal.schedules import Schedule, schedule_register
         from portal.wecom.syncs import SyncKind, sync_kind_register
         from stores import wecom_handlers  # noqa: F401  (registers change_contact handlers)
         from stores.dashboard import org_panel
         from stores.field_policy import field_policies_register
+        from stores.scoping import HQ_ONLY_MODELS, hq_only_rows
+
+        for label, reason in HQ_ONLY_MODELS.items():
+            scope_declare(model=label, apply=hq_only_rows, reason=reason)
 
         panel_register(Panel(key="org", title=_("组织"), order=10, build=org_panel))
         field_policies_register()  # who may change identity and scope fields (admin, API, imports)

@@ -159,3 +159,68 @@ class OwnRowsQuerySet(ScopedQuerySet):
 
     def for_scope(self, scope: UserScope) -> OwnRowsQuerySet:
         return self if scope.is_hq else self.none()
+
+
+class GlobalQuerySet(ScopedQuerySet):
+    """Rows that belong to no store: the model DECLARES who reads them and why (a decision, never a default).
+
+    ``scope_readers``:
+    * ``HQ_ONLY`` — HQ roles see the rows; every other viewer gets nothing, whatever permission it is given.
+    * ``EVERY_SCOPE`` — every viewer with a scope reads every row: brand-wide inventory (channels, corp tags,
+      welcome copy). Who may *change* the rows is the admin's permission, not this.
+    ``scope_global`` is the reason, repeated in tests/scoping_registry.GLOBAL. A viewer with no scope (no role,
+    inactive, departed) sees nothing either way.
+    """
+
+    HQ_ONLY = "hq_only"
+    EVERY_SCOPE = "every_scope"
+
+    scope_readers: str = HQ_ONLY
+    scope_global: str = ""
+
+    def for_scope(self, scope: UserScope) -> GlobalQuerySet:
+        return global_rows(self, scope=scope, readers=self.scope_readers)
+
+
+def global_rows(queryset: models.QuerySet, *, scope: UserScope, readers: str) -> models.QuerySet:
+    """What a declared-global model shows to ``scope`` (also used for models whose manager is not ours)."""
+    if scope.is_hq:
+        return queryset
+    if scope.kind == ScopeKind.NONE or readers != GlobalQuerySet.EVERY_SCOPE:
+        return queryset.none()
+    return queryset
+
+
+def scope_global_declaration(model) -> tuple[str, str] | None:
+    """(readers, reason) if ``model``'s default manager is a declared-global queryset, else None."""
+    queryset_class = getattr(model._default_manager, "_queryset_class", None)
+    if queryset_class is not None and issubclass(queryset_class, GlobalQuerySet) and queryset_class.scope_global:
+        return queryset_class.scope_readers, queryset_class.scope_global
+    return None
+
+
+# Models whose manager is not a ScopedQuerySet (Django's auth, django-celery-beat, django-axes, and the portal's
+# own technical logs): HQ only, registered with the admin base's ``scope_declare`` at startup (stores/apps.py).
+# Their admin pages are further limited by permission: no non-HQ role holds any permission on them.
+HQ_ONLY_MODELS: dict[str, str] = {
+    "portal.User": "logins are managed by HQ admins (permission); what a login sees comes from its Access",
+    "portal.AuditEvent": "the audit trail names every scope's rows: HQ admins only",
+    "portal.BeatHeartbeat": "a single technical row, HQ admins only",
+    "wecom.WeComCall": "technical log of outbound calls, HQ roles only",
+    "wecom.CallbackEvent": "technical inbox of callbacks, HQ roles only",
+    "wecom.SyncRun": "technical sync and job log, HQ roles only",
+    "auth.Group": "role groups are kept by role_groups_sync; superusers only",
+    "auth.Permission": "permissions are granted through roles; superusers only",
+    "django_celery_beat.PeriodicTask": "schedules are HQ admins' (permission)",
+    "django_celery_beat.CrontabSchedule": "schedules are HQ admins' (permission)",
+    "django_celery_beat.IntervalSchedule": "schedules are HQ admins' (permission)",
+    "django_celery_beat.SolarSchedule": "schedules are HQ admins' (permission)",
+    "django_celery_beat.ClockedSchedule": "schedules are HQ admins' (permission)",
+    "axes.AccessAttempt": "login throttling records name every user: superusers only",
+    "axes.AccessLog": "login throttling records name every user: superusers only",
+    "axes.AccessFailureLog": "login throttling records name every user: superusers only",
+}
+
+
+def hq_only_rows(queryset: models.QuerySet, user) -> models.QuerySet:
+    return global_rows(queryset, scope=user_scope(user), readers=GlobalQuerySet.HQ_ONLY)

@@ -74,19 +74,31 @@ SCOPED: dict[type, ScopedCase] = {
     ApiToken: ScopedCase(make=_token_in),
 }
 
+# Models that belong to no store. Each entry is a DECISION: "HQ only: …" (non-HQ viewers get nothing, whatever
+# their permissions) or "every scope reads: …" (every viewer with a scope reads all rows; who may change them is
+# a permission). The same decision is declared in code — a GlobalQuerySet on the model, or stores.scoping's
+# HQ_ONLY_MODELS for models whose manager is not ours — and tests/customers/test_scoping_leaks.py checks both
+# agree and tries each per persona. Without a declaration, portal.admin_base.scoped() shows nothing.
 GLOBAL: dict[str, str] = {
-    "portal.User": "logins are managed by HQ admins only (permission); a user's rows are scoped via Access",
-    "portal.AuditEvent": "read-only, HQ admins only (permission)",
-    "portal.BeatHeartbeat": "a single technical row, HQ admins only",
-    "wecom.WeComCall": "technical log of outbound calls, HQ roles only (permission)",
-    "wecom.CallbackEvent": "technical inbox of callbacks, HQ roles only (permission)",
-    "wecom.SyncRun": "technical sync log, HQ roles only (permission)",
-    "customers.TagGroup": "corp-wide tags, as in WeCom; editing is an HQ permission",
-    "customers.Tag": "corp-wide tags, as in WeCom; editing is an HQ permission",
-    "customers.Channel": "the brand's channel inventory, managed by HQ (permission); codes per store are scoped",
-    "customers.WelcomeMessage": "brand copy managed by HQ (permission)",
-    "customers.MemberImport": "import jobs, HQ roles only (permission)",
-    "customers.Segment": "HQ marketing rules (permission); evaluating one is scoped to the viewer",
-    "customers.SegmentSnapshot": "HQ marketing snapshots (permission)",
-    "customers.SegmentSnapshotMember": "rows of a snapshot, never listed on their own",
+    "portal.User": "HQ only: logins are managed by HQ admins (permission); what a login sees comes from its Access",
+    "portal.AuditEvent": "HQ only: the audit trail names every scope's rows; HQ admins (permission)",
+    "portal.BeatHeartbeat": "HQ only: a single technical row, HQ admins",
+    "wecom.WeComCall": "HQ only: technical log of outbound calls, HQ roles (permission)",
+    "wecom.CallbackEvent": "HQ only: technical inbox of callbacks, HQ roles (permission)",
+    "wecom.SyncRun": "HQ only: technical sync and job log, HQ roles (permission)",
+    "customers.TagGroup": "every scope reads: corp-wide tags, as every staff member sees them in WeCom; "
+                          "only HQ edits (permission)",
+    "customers.Tag": "every scope reads: corp-wide tags, as every staff member sees them in WeCom; "
+                     "only HQ edits (permission)",
+    "customers.Channel": "every scope reads: the brand's channel inventory (codes and customers name their "
+                         "channel); only HQ edits (permission); the adds counted beside it are the viewer's own",
+    "customers.WelcomeMessage": "every scope reads: brand welcome copy (codes and deliveries name it); "
+                                "only HQ edits (permission)",
+    "customers.MemberImport": "HQ only: member files hold every store's members and mobiles; the job runs only "
+                              "for a creator who still has HQ scope",
+    "customers.Segment": "every scope reads: HQ's marketing rules, opened by roles with view permission (region "
+                         "managers); count, sample and description are evaluated in the viewer's scope; "
+                         "only HQ edits",
+    "customers.SegmentSnapshot": "HQ only: a customer list frozen by HQ across the brand",
+    "customers.SegmentSnapshotMember": "HQ only: rows of a snapshot, never listed on their own",
 }

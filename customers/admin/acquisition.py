@@ -41,16 +41,19 @@ from portal.admin_base import ReadOnlyAdminMixin, ScopedAdmin, scoped
 from portal.spreadsheets import SafeExportResource, SpreadsheetAdminMixin
 from portal.wecom.models import SyncRun
 from stores.models import Region
+from stores.scoping import user_scope
 
 
 # -- channels --------------------------------------------------------------------------------------
 class ChannelChangeList(ChangeList):
-    """Adds so far for the page's channels: one grouped query, not a count per row."""
+    """Adds so far for the page's channels: one grouped query, not a count per row. The channels are the
+    brand's, the adds the viewer's own: a region manager counts the relationships of its region only."""
 
     def get_results(self, request):
         super().get_results(request)
         ids = [channel.pk for channel in self.result_list]
-        adds = dict(Relationship.objects.filter(channel_id__in=ids).order_by().values("channel_id")
+        adds = dict(Relationship.objects.for_user(request.user).filter(channel_id__in=ids).order_by()
+                    .values("channel_id")
                     .annotate(n=Count("pk")).values_list("channel_id", "n"))
         for channel in self.result_list:
             channel.adds_so_far = adds.get(channel.pk, 0)
@@ -81,6 +84,12 @@ class ChannelAdmin(ScopedAdmin):
 
     def get_changelist(self, request, **kwargs):
         return ChannelChangeList
+
+    def get_list_display(self, request):
+        # The goal is the brand's; a viewer who counts only its own scope's adds is not shown a percentage of it.
+        if user_scope(request.user).is_hq:
+            return self.list_display
+        return tuple(name for name in self.list_display if name != "goal_progress")
 
     @admin.display(description=_("已加粉"))
     def adds(self, obj):
@@ -180,12 +189,13 @@ class ContactWayStatusFilter(admin.SimpleListFilter):
 
 class RegionCodesForm(forms.Form):
     region = forms.ModelChoiceField(queryset=Region.objects.none(), label=_("区域（含下级区域）"))
-    channel = forms.ModelChoiceField(queryset=Channel.objects.filter(active=True), label=_("渠道"), required=False)
+    channel = forms.ModelChoiceField(queryset=Channel.objects.none(), label=_("渠道"), required=False)
     kind = forms.ChoiceField(choices=ContactWay.Kind.choices, label=_("活码类型"))
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["region"].queryset = scoped(Region.objects.all(), user)
+        self.fields["channel"].queryset = scoped(Channel.objects.filter(active=True), user)
 
     def clean(self):
         data = super().clean()

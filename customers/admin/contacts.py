@@ -8,14 +8,11 @@ each shown only when there is something to show.
 
 from __future__ import annotations
 
-import re
-
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.widgets import AutocompleteSelect
-from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -27,8 +24,18 @@ from django.utils.translation import gettext_lazy
 from import_export import fields
 from import_export.admin import ExportMixin
 
-from customers.models import Customer, Relationship, StageChange, Tag
+from customers.models import Customer, Member, Relationship, StageChange, Tag
 from customers.services.members import MemberDataError, mobile_masked, mobile_normalize
+from customers.services.selection import (
+    EXTERNAL_USERID,
+    IDS_MAX,
+    CustomerSelection,
+    CustomerSelectionError,
+    customer_selection_from_params,
+    customer_selection_of_ids,
+    customers_in_region,
+    customers_search,
+)
 from customers.services.sync import (
     DESCRIPTION_MAX,
     REMARK_MAX,
@@ -45,12 +52,7 @@ from portal.spreadsheets import SafeExportResource, SpreadsheetAdminMixin
 from portal.wecom.gateway import WeComError
 from portal.wecom.models import SyncRun
 from stores.models import Region, Store
-from stores.scoping import region_ids_with_descendants
 
-EXTERNAL_USERID = re.compile(r"^w[mo][A-Za-z0-9_-]{6,}$")  # WeChat (wm…) and WeCom (wo…) external contacts
-UNIONID = re.compile(r"^o[A-Za-z0-9_-]{20,}$")
-MOBILE = re.compile(r"^\+?(86)?1\d{10}$")
-NAME_CONTAINS_MIN = 3  # a trigram index needs 3 characters; shorter terms use the prefix index only
 SYNC_NOW_MAX = 20
 TAGS_SHOWN = 3
 
@@ -137,9 +139,7 @@ class RegionFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         chosen = _filter_id(self)
-        if chosen is None:
-            return queryset
-        return queryset.filter(region_id__in=region_ids_with_descendants(region_ids=[chosen]))
+        return queryset if chosen is None else customers_in_region(queryset=queryset, region_id=chosen)
 
 
 class TagFilter(admin.SimpleListFilter):
@@ -238,6 +238,14 @@ class CustomerAdmin(SpreadsheetAdminMixin, ExportMixin, ScopedAdmin):
         # Customers are WeCom's: nothing here is edited by hand (stage moves have their own actions).
         return [f for fieldset in self.fieldsets for f in fieldset[1]["fields"]]
 
+    def get_fieldsets(self, request, obj=None):
+        # The member link names the member: only when the viewer may see that member (its home store's scope).
+        if obj is not None and obj.member_id and Member.objects.for_user(request.user).filter(
+                pk=obj.member_id).exists():
+            return self.fieldsets
+        return [(name, {**options, "fields": tuple(f for f in options["fields"] if f != "member")})
+                for name, options in self.fieldsets]
+
     def has_add_permission(self, request):
         return False
 
@@ -269,22 +277,8 @@ class CustomerAdmin(SpreadsheetAdminMixin, ExportMixin, ScopedAdmin):
         return super().media + widget.media
 
     def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        if EXTERNAL_USERID.match(term):
-            return queryset.filter(external_userid=term), False
-        if UNIONID.match(term):
-            return queryset.filter(unionid=term), False
-        if MOBILE.match(term):
-            from customers.services.members import mobile_hash, mobile_normalize
-
-            return queryset.filter(member__mobile_hash=mobile_hash(mobile_normalize(term))), False
-        # UPPER(name) LIKE 'TERM%' uses the text_pattern_ops index; '%TERM%' the trigram index (3+ characters).
-        match = Q(name__istartswith=term)
-        if len(term) >= NAME_CONTAINS_MIN:
-            match |= Q(name__icontains=term)
-        return queryset.filter(match), False
+        # The same matching a stored selection (bulk tagging) applies in the worker.
+        return customers_search(queryset=queryset, term=search_term), False
 
     # -- the unified customer page ------------------------------------------------------------------
     def get_urls(self):
@@ -296,7 +290,7 @@ class CustomerAdmin(SpreadsheetAdminMixin, ExportMixin, ScopedAdmin):
         context = {**(extra_context or {}), "show_save": False, "show_save_and_continue": False,
                    "show_save_and_add_another": False, "show_delete": False}
         if customer is not None:
-            context.update(customer_sections(customer=customer))
+            context.update(customer_sections(customer=customer, viewer=request.user))
             context["can_sync"] = self.has_change_permission(request, customer)
         return super().change_view(request, object_id, form_url, context)
 
@@ -340,9 +334,10 @@ class CustomerAdmin(SpreadsheetAdminMixin, ExportMixin, ScopedAdmin):
             if form.is_valid():
                 tags = list(form.cleaned_data["tags"])
                 try:
-                    run = customers_tag(customers=queryset, add=tags if mode == "add" else [],
-                                        remove=tags if mode == "remove" else [], by=request.user)
-                except TagError as exc:
+                    run = customers_tag(selection=self._selection(request, queryset),
+                                        add=tags if mode == "add" else [], remove=tags if mode == "remove" else [],
+                                        by=request.user)
+                except (TagError, CustomerSelectionError) as exc:
                     self.message_user(request, str(exc), messages.ERROR)
                     return None
                 self._tag_report(request, run)
@@ -357,6 +352,14 @@ class CustomerAdmin(SpreadsheetAdminMixin, ExportMixin, ScopedAdmin):
                    "count": capped_count(queryset), "preview": queryset[:10],
                    "action_checkbox_name": ACTION_CHECKBOX_NAME}
         return TemplateResponse(request, "admin/customers/customer/tag.html", context)
+
+    @staticmethod
+    def _selection(request, queryset) -> CustomerSelection:
+        """What the action means as data a job can store: the ticked rows (already scoped and filtered by the
+        list), or with "select all" the list's own filters — the job re-applies them in the user's scope."""
+        if request.POST.get("select_across") == "1":
+            return customer_selection_from_params(params=request.GET)
+        return customer_selection_of_ids(ids=list(queryset.values_list("pk", flat=True)[:IDS_MAX + 1]))
 
     def _tag_report(self, request, run: SyncRun) -> None:
         progress = run.progress
@@ -373,12 +376,16 @@ class CustomerAdmin(SpreadsheetAdminMixin, ExportMixin, ScopedAdmin):
                                                progress["customers_estimate"], url), messages.SUCCESS)
 
 
-def customer_sections(*, customer: Customer) -> dict:
-    """What the customer page shows beyond its fields: only sections that have something in them."""
+def customer_sections(*, customer: Customer, viewer) -> dict:
+    """What the customer page shows beyond its fields: only sections that have something in them, each read
+    in ``viewer``'s scope (a member homed in another store is that store's: not shown, as if there were none)."""
     sections: dict = {}
     if customer.member_id:
-        sections["member"] = customer.member
-    changes = list(StageChange.objects.filter(customer=customer).select_related("by").order_by("-at")[:50])
+        member = Member.objects.for_user(viewer).filter(pk=customer.member_id).select_related("home_store").first()
+        if member is not None:
+            sections["member"] = member
+    changes = list(StageChange.objects.for_user(viewer).filter(customer=customer).select_related("by")
+                   .order_by("-at")[:50])
     if changes:
         sections["stage_changes"] = changes
     failures = list(AuditEvent.objects.filter(action=TRANSFER_FAIL, target_type="customers.customer",

@@ -248,9 +248,16 @@ class SegmentAdmin(ScopedAdmin):
         form = super().get_form(request, obj, change=change, **kwargs)
         return type(form.__name__, (form,), {"user": request.user, "admin_site": self.admin_site})
 
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            obj.viewer = request.user  # whose scope the description names rows in
+        return obj
+
     def get_fieldsets(self, request, obj=None):
         if not self.has_change_permission(request, obj) and obj is not None:
-            return [(None, {"fields": ("name", "rule_description", "rule_json")})]
+            # A reader sees the rule described in its own scope; the JSON's ids would list other scopes' rows.
+            return [(None, {"fields": ("name", "rule_description")})]
         summary = [(_("规则（由上面的条件生成）"), {"fields": ("rule_description", "rule_json"),
                                                  "classes": ("collapse",)})] if obj else []
         return [(None, {"fields": ("name",)}), *RULE_FIELDSETS, *summary]
@@ -262,7 +269,7 @@ class SegmentAdmin(ScopedAdmin):
 
     @admin.display(description=_("规则说明"))
     def rule_description(self, obj):
-        return segment_describe(obj.rule) if obj and obj.pk else "—"
+        return segment_describe(rule=obj.rule, viewer=getattr(obj, "viewer", None)) if obj and obj.pk else "—"
 
     @admin.display(description=_("规则（JSON）"))
     def rule_json(self, obj):
@@ -291,7 +298,8 @@ class SegmentAdmin(ScopedAdmin):
         if request.user.has_perm("customers.view_segmentsnapshot"):
             context["snapshots"] = [
                 {"snapshot": s, "url": reverse("admin:customers_segmentsnapshot_change", args=[s.pk])}
-                for s in segment.snapshots.select_related("created_by").order_by("-id")[:10]]
+                for s in SegmentSnapshot.objects.for_user(request.user).filter(segment=segment)
+                .select_related("created_by").order_by("-id")[:10]]
         return context
 
     @method_decorator(require_POST)
@@ -338,9 +346,15 @@ class SegmentSnapshotAdmin(ReadOnlyAdminMixin, ScopedAdmin):
     readonly_fields = fields
     change_form_template = "admin/customers/segmentsnapshot/change_form.html"
 
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            obj.viewer = request.user
+        return obj
+
     @admin.display(description=_("规则说明"))
     def rule_description(self, obj):
-        return segment_describe(obj.rule)
+        return segment_describe(rule=obj.rule, viewer=getattr(obj, "viewer", None))
 
     @admin.display(description=_("当时的规则"))
     def rule_json(self, obj):

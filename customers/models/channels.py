@@ -6,7 +6,19 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from stores.scoping import ScopedQuerySet
+from stores.scoping import GlobalQuerySet, ScopedQuerySet
+
+
+class ChannelQuerySet(GlobalQuerySet):
+    scope_readers = GlobalQuerySet.EVERY_SCOPE
+    scope_global = ("the brand's channel inventory: every role reads it (codes and customers name their channel); "
+                    "only HQ edits (permission); the counts shown beside it are the viewer's own")
+
+
+class WelcomeMessageQuerySet(GlobalQuerySet):
+    scope_readers = GlobalQuerySet.EVERY_SCOPE
+    scope_global = ("brand welcome copy: every role reads it (codes and deliveries name it); "
+                    "only HQ edits (permission)")
 
 
 class Channel(models.Model):
@@ -37,6 +49,8 @@ class Channel(models.Model):
     active = models.BooleanField(_("启用"), default=True)
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
 
+    objects = ChannelQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("渠道")
         verbose_name_plural = _("渠道")
@@ -62,6 +76,8 @@ class WelcomeMessage(models.Model):
                                        help_text=_('图片: {"pic_url"}；链接: {"title","url","picurl","desc"}；'
                                                    '小程序: {"title","appid","page","pic_media_id"}'))
     active = models.BooleanField(_("启用"), default=True)
+
+    objects = WelcomeMessageQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("欢迎语")

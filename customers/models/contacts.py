@@ -16,7 +16,7 @@ from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
 from stores.models.org import upper_trigram_index
-from stores.scoping import ScopedQuerySet
+from stores.scoping import GlobalQuerySet, ScopedQuerySet
 
 
 class Stage(models.TextChoices):
@@ -33,11 +33,19 @@ class Stage(models.TextChoices):
 STAGE_ORDER = [s.value for s in Stage]
 
 
+class CorpTagQuerySet(GlobalQuerySet):
+    scope_readers = GlobalQuerySet.EVERY_SCOPE
+    scope_global = ("corp-wide tags, as every staff member sees them in WeCom: every role reads them; "
+                    "only HQ edits (permission)")
+
+
 class TagGroup(models.Model):
     wecom_group_id = models.CharField(_("企业微信标签组ID"), max_length=64, unique=True, null=True, blank=True)
     name = models.CharField(_("标签组"), max_length=30)
     order = models.IntegerField(_("排序"), default=0)
     deleted = models.BooleanField(_("已删除"), default=False)
+
+    objects = CorpTagQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("标签组")
@@ -58,6 +66,8 @@ class Tag(models.Model):
     deleted = models.BooleanField(_("已删除"), default=False)
     advances_to = models.CharField(_("打上后推进到阶段"), max_length=16, blank=True, choices=Stage.choices,
                                    help_text=_("例如“意向”标签：客户被打上后进入“意向”阶段"))
+
+    objects = CorpTagQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("标签")

@@ -7,7 +7,7 @@ from django.contrib.postgres.indexes import HashIndex
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from stores.scoping import ScopedQuerySet
+from stores.scoping import GlobalQuerySet, ScopedQuerySet
 
 
 class MemberQuerySet(ScopedQuerySet):
@@ -57,6 +57,12 @@ class Member(models.Model):
         return f"{self.member_no} {self.mobile_masked}"
 
 
+class MemberImportQuerySet(GlobalQuerySet):
+    scope_readers = GlobalQuerySet.HQ_ONLY
+    scope_global = ("member files hold every store's members and mobiles: HQ roles only; the job itself "
+                    "runs only for a creator who still has HQ scope")
+
+
 class MemberImport(models.Model):
     """A member file imported by the fast path (COPY + set-based upsert), with its progress and row errors."""
 
@@ -80,6 +86,8 @@ class MemberImport(models.Model):
     # The uploaded file holds plaintext mobiles: deleted when the import ends (or after the retention
     # period, XIAOER_MEMBER_FILE_RETENTION_HOURS); ``file`` keeps its name as the record of what was imported.
     file_removed_at = models.DateTimeField(_("文件删除时间"), null=True, blank=True)
+
+    objects = MemberImportQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("会员导入")

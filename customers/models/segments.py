@@ -6,6 +6,24 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from stores.scoping import GlobalQuerySet
+
+
+class SegmentQuerySet(GlobalQuerySet):
+    scope_readers = GlobalQuerySet.EVERY_SCOPE
+    scope_global = ("HQ's marketing rules, read by the roles given view permission (region managers): counts, "
+                    "samples and the rule's description are evaluated in the viewer's scope; only HQ edits")
+
+
+class SegmentSnapshotQuerySet(GlobalQuerySet):
+    scope_readers = GlobalQuerySet.HQ_ONLY
+    scope_global = "a customer list frozen by HQ across the brand: HQ roles only"
+
+
+class SegmentSnapshotMemberQuerySet(GlobalQuerySet):
+    scope_readers = GlobalQuerySet.HQ_ONLY
+    scope_global = "rows of a snapshot, never listed on their own: HQ roles only"
+
 
 class Segment(models.Model):
     name = models.CharField(_("名称"), max_length=64)
@@ -15,6 +33,8 @@ class Segment(models.Model):
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
     last_count = models.PositiveIntegerField(_("最近人数"), null=True, blank=True)
     last_counted_at = models.DateTimeField(_("最近计算"), null=True, blank=True)
+
+    objects = SegmentQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("客户分层")
@@ -49,6 +69,8 @@ class SegmentSnapshot(models.Model):
     finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
     error = models.CharField(_("错误"), max_length=255, blank=True)
 
+    objects = SegmentSnapshotQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("分层快照")
         verbose_name_plural = _("分层快照")
@@ -61,6 +83,8 @@ class SegmentSnapshot(models.Model):
 class SegmentSnapshotMember(models.Model):
     snapshot = models.ForeignKey(SegmentSnapshot, on_delete=models.CASCADE, related_name="+")
     customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="+")
+
+    objects = SegmentSnapshotMemberQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["snapshot", "customer"], name="snapshot_member_unique")]

@@ -337,7 +337,8 @@ class RowParser:
         if store:
             store_id = self.store_ids.get(store)
             if store_id is None:
-                raise MemberDataError(_("归属门店编码“%(value)s”不存在") % {"value": store[:32]})
+                # The same words as the web import and the API: another scope's code reads like an unknown one.
+                raise MemberDataError(_("归属门店编码“%(value)s”不存在或不在您的权限范围内") % {"value": store[:32]})
         else:
             store_id = None
         labels = self.labels
@@ -689,16 +690,29 @@ def member_import_run(*, job: MemberImport, progress: Callable[[MemberImport], N
     return job
 
 
+def _stores_of_importer(job: MemberImport):
+    """The worker re-applies the uploader's scope when the job runs: member imports are HQ's (the file may
+    touch any store's members), so an uploader who no longer has HQ scope imports nothing. A job without an
+    uploader was made on the server by ``manage.py import_members``."""
+    from stores.models import Store
+    from stores.scoping import user_scope
+
+    if job.created_by_id is None:
+        return Store.objects.all()
+    if not user_scope(job.created_by).is_hq:
+        raise MemberImportError(_("导入人已没有总部权限，会员导入只由总部执行：未导入任何数据"))
+    return Store.objects.for_user(job.created_by)
+
+
 def _import(job: MemberImport, progress: Callable[[MemberImport], None], timings: ImportTimings) -> None:
     """One transaction: the file's members are all written, or (file unreadable) none."""
-    from stores.models import Store
-
     started = time.perf_counter()
     errors = _Errors()
     totals = _Totals()
+    stores = _stores_of_importer(job)
     with job.file.open("rb") as upload:
         opened = member_file_open(getattr(upload, "file", upload))
-        parser = RowParser(header=opened.header, store_ids=dict(Store.objects.values_list("code", "pk")))
+        parser = RowParser(header=opened.header, store_ids=dict(stores.values_list("code", "pk")))
         _job_update(job, rows_total=opened.rows_estimate)
         progress(job)
         reader = None

@@ -74,7 +74,7 @@ from django.utils.translation import gettext as _
 
 from customers.models import Channel, Customer, Segment, SegmentSnapshot, Stage, Tag
 from stores.models import Franchisee, Region, Staff, Store
-from stores.scoping import region_ids_with_descendants, user_scope
+from stores.scoping import GlobalQuerySet, region_ids_with_descendants, scope_global_declaration, user_scope
 
 ID_LIST_KEYS = ("regions", "franchisees", "stores", "staff", "channels")
 TAG_MODES = ("any", "all", "none")
@@ -442,7 +442,7 @@ def segment_preview(*, segment: Segment, by) -> SegmentPreview:
     count = segment_count(segment=segment, by=by)
     seconds = time.perf_counter() - start
     return SegmentPreview(count=count, seconds=seconds, sample=segment_sample(segment=segment, by=by),
-                          description=segment_describe(segment.rule))
+                          description=segment_describe(rule=segment.rule, viewer=by))
 
 
 def segments_recount() -> int:
@@ -533,9 +533,18 @@ def _snapshot_insert(*, snapshot: SegmentSnapshot) -> int:
 
 # -- describing ------------------------------------------------------------------------------------
 
-def _names(model, ids: Iterable[int], label=str) -> str:
-    found = {obj.pk: label(obj) for obj in model._default_manager.filter(pk__in=list(ids))}
-    return "、".join(found.get(i, _("#%(id)d（已删除）") % {"id": i}) for i in ids)
+def _names(model, ids: list[int], *, viewer, label=str) -> str:
+    """The names of ``ids`` that ``viewer`` may see. Another scope's row is not named, nor is its id shown:
+    it reads exactly like a row that does not exist."""
+    found = {obj.pk: label(obj) for obj in model._default_manager.for_user(viewer).filter(pk__in=list(ids))}
+    declared = scope_global_declaration(model)
+    if user_scope(viewer).is_hq or (declared is not None and declared[0] == GlobalQuerySet.EVERY_SCOPE):
+        return "、".join(found.get(i, _("#%(id)d（已删除）") % {"id": i}) for i in ids)  # missing = deleted
+    shown = [found[i] for i in ids if i in found]
+    hidden = len(ids) - len(shown)
+    if hidden:
+        shown.append(_("%(n)d 项不在你的可见范围内") % {"n": hidden})
+    return "、".join(shown)
 
 
 def _day_text(bound) -> str:
@@ -587,8 +596,9 @@ def _member_text(rule: dict) -> list[str]:
     return parts
 
 
-def segment_describe(rule: dict) -> str:
-    """The rule in Chinese, condition by condition as the SQL applies them (a few small lookups)."""
+def segment_describe(*, rule: dict, viewer) -> str:
+    """The rule in Chinese, condition by condition as the SQL applies them (a few small lookups). Names are
+    read in ``viewer``'s scope: stores, staff, franchisees and regions outside it are counted, never named."""
     try:
         rule = segment_rule_normalize(rule=rule)
     except SegmentRuleError as exc:
@@ -598,14 +608,14 @@ def segment_describe(rule: dict) -> str:
     modes = (("any", _("标签含任一：%(v)s")), ("all", _("标签含全部：%(v)s")), ("none", _("标签不含：%(v)s")))
     for mode, text in modes:
         if mode in tags:
-            parts.append(text % {"v": _names(Tag, tags[mode], label=lambda t: t.name)})
+            parts.append(text % {"v": _names(Tag, tags[mode], viewer=viewer, label=lambda t: t.name)})
     if "regions" in rule:
-        parts.append(_("区域：%(v)s") % {"v": _names(Region, rule["regions"], label=lambda r: _("%(name)s（含下级）")
-                                                   % {"name": r.name})})
+        parts.append(_("区域：%(v)s") % {"v": _names(Region, rule["regions"], viewer=viewer,
+                                                   label=lambda r: _("%(name)s（含下级）") % {"name": r.name})})
     for key, text in (("franchisees", _("加盟商：%(v)s")), ("stores", _("门店：%(v)s")),
                       ("staff", _("跟进员工：%(v)s")), ("channels", _("来源渠道：%(v)s"))):
         if key in rule:
-            parts.append(text % {"v": _names(ID_MODELS[key], rule[key])})
+            parts.append(text % {"v": _names(ID_MODELS[key], rule[key], viewer=viewer)})
     if "stages" in rule:
         parts.append(_("阶段：%(v)s") % {"v": "、".join(str(Stage(s).label) for s in rule["stages"])})
     parts += _dates_text(rule)

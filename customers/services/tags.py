@@ -9,22 +9,22 @@
   set of customers is a job (SyncRun kind ``customers.tagging``) that walks the customers in batches,
   calls WeCom within the gateway's rate limit, records each refused relationship without stopping, and
   updates relationship.tag_ids and customer.tag_ids set-based per batch. Re-running it is harmless:
-  WeCom ignores a tag already there, and the job continues from its cursor.
+  WeCom ignores a tag already there, and the job continues from its cursor. The job stores which customers
+  as data (ticked ids or the list's filters, customers/services/selection.py) plus the acting user's id, never
+  a query object; the worker rebuilds ``Customer.objects.for_user(user)`` from them each time it runs.
 * Deleted tags leave relationships and customers (a task strips them, batch by batch).
 """
 
 from __future__ import annotations
 
-import base64
-import pickle
 from dataclasses import dataclass
 
 from django.db import connection, transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from customers.models import Customer, Relationship, Tag, TagGroup
+from customers.models import Relationship, Tag, TagGroup
+from customers.services.selection import CustomerSelection, CustomerSelectionError, customers_selected
 from customers.services.sync import customers_refresh, session_lock
 from portal.audit import audit_record
 from portal.pagination import capped_count
@@ -265,20 +265,11 @@ def _markable(tags: list[Tag]) -> list[Tag]:
     return tags
 
 
-def _query_dump(queryset: QuerySet) -> str:
-    # The job re-runs the caller's (already scoped) query batch by batch; only our own code reads it back.
-    return base64.b64encode(pickle.dumps(queryset.query)).decode()
-
-
-def _query_load(text: str) -> QuerySet:
-    queryset = Customer.objects.all()
-    queryset.query = pickle.loads(base64.b64decode(text))
-    return queryset
-
-
-def customers_tag(*, customers: QuerySet, add: list[Tag], remove: list[Tag], by) -> SyncRun:
-    """Add and/or remove corp tags on every active relationship of ``customers``. Returns the job's run;
-    a few customers are tagged at once, more by a Celery job whose progress shows in 同步记录."""
+def customers_tag(*, selection: CustomerSelection, add: list[Tag], remove: list[Tag], by) -> SyncRun:
+    """Add and/or remove corp tags on every active relationship of the selected customers that ``by`` may
+    see. Returns the job's run; a few customers are tagged at once, more by a Celery job whose progress shows
+    in 同步记录. The job stores the selection (ids or the list's filters, as JSON) and ``by``'s id, and the
+    worker rebuilds ``Customer.objects.for_user(by)`` from them: the scope applied is ``by``'s when it runs."""
     add, remove = _markable(list(add)), _markable(list(remove))
     if not add and not remove:
         raise TagError(_("请选择要添加或移除的标签"))
@@ -286,12 +277,12 @@ def customers_tag(*, customers: QuerySet, add: list[Tag], remove: list[Tag], by)
     if both:
         raise TagError(_("同一个标签不能既添加又移除：%(tags)s") % {
             "tags": "、".join(str(t) for t in add if t.pk in both)})
-    estimate = capped_count(customers)
+    estimate = capped_count(customers_selected(viewer=by, selection=selection))
     run = SyncRun.objects.create(kind=TAGGING_KIND, progress={
         "add": [t.pk for t in add], "remove": [t.pk for t in remove], "add_names": [str(t) for t in add],
         "remove_names": [str(t) for t in remove], "by": getattr(by, "pk", None), "customers_estimate": estimate,
         "cursor": 0, "batches": 0, "customers_done": 0, "relationships_done": 0, "relationships_failed": 0,
-        "errors": [], "_query": _query_dump(customers)})
+        "errors": [], "selection": selection.as_json()})
     audit_record(action="customers.tag", target_type="wecom.syncrun", target_ids=[run.pk], by=by,
                  detail={"add": run.progress["add_names"], "remove": run.progress["remove_names"],
                          "customers_estimate": estimate})
@@ -339,18 +330,25 @@ def customers_tagging_run(*, run_id: int) -> SyncRun:
         if not locked or run.status != SyncRun.Status.RUNNING:
             return run
         progress = run.progress
-        queryset = _query_load(progress["_query"])
+        by_id = progress.get("by")
+        by = User.objects.filter(pk=by_id).first() if type(by_id) is int else None
+        try:
+            selection = CustomerSelection.from_json(progress.get("selection"))
+        except CustomerSelectionError as exc:  # an old job (a stored query object) or a tampered payload
+            return _tagging_refuse(run, str(exc))
+        queryset = customers_selected(viewer=by, selection=selection)  # nothing if by has no scope (any more)
         wecom_ids = dict(Tag.objects.filter(pk__in=progress["add"] + progress["remove"])
                          .values_list("pk", "wecom_tag_id"))
         add = [wecom_ids[pk] for pk in progress["add"] if pk in wecom_ids]
         remove = [wecom_ids[pk] for pk in progress["remove"] if pk in wecom_ids]
-        by = User.objects.filter(pk=progress.get("by")).first()
         while True:
             batch = list(queryset.filter(pk__gt=progress["cursor"]).order_by("pk")
                          .values_list("pk", flat=True)[:TAGGING_BATCH])
             if not batch:
                 break
-            rows = list(Relationship.objects.filter(customer_id__in=batch, status=Relationship.Status.ACTIVE)
+            # Only the relationships in by's scope: a customer shared with another store keeps that store's tags.
+            rows = list(Relationship.objects.for_user(by).filter(customer_id__in=batch,
+                                                                  status=Relationship.Status.ACTIVE)
                         .order_by("pk").values_list("pk", "staff__userid", "customer__external_userid"))
             marked = _mark(rows, add, remove, progress)
             with transaction.atomic():
@@ -365,3 +363,9 @@ def customers_tagging_run(*, run_id: int) -> SyncRun:
         run.status, run.finished_at = SyncRun.Status.DONE, timezone.now()
         run.save(update_fields=["status", "finished_at"])
         return run
+
+
+def _tagging_refuse(run: SyncRun, reason: str) -> SyncRun:
+    run.status, run.finished_at, run.error = SyncRun.Status.FAILED, timezone.now(), reason
+    run.save(update_fields=["status", "finished_at", "error"])
+    return run

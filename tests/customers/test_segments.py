@@ -226,16 +226,16 @@ def test_a_valid_rule_comes_back_normalised(world, org):
 
 # -- the description ---------------------------------------------------------------------------------
 
-def test_the_description_reads_like_the_sql(world, org):
+def test_the_description_reads_like_the_sql(world, org, hq_operator):
     rule = {"tags": {"any": [world.vip.pk, world.mom.pk], "none": [world.black.pk]}, "regions": [org.east.pk],
             "stages": ["interested"], "last_touch": {"before": 30}, "spend": {"min": "100"}}
-    assert segment_describe(rule) == (
+    assert segment_describe(rule=rule, viewer=hq_operator) == (
         "标签含任一：VIP、宝妈；且标签不含：黑名单；且区域：华东大区（含下级）；且阶段：意向；"
         "且最近触达：早于 30 天前 或从未触达；且累计消费：≥ 100.00 元")
 
 
-def test_the_description_of_a_broken_rule_says_so(db):
-    assert segment_describe({"stages": []}).startswith("规则无效：")
+def test_the_description_of_a_broken_rule_says_so(hq_operator):
+    assert segment_describe(rule={"stages": []}, viewer=hq_operator).startswith("规则无效：")
 
 
 # -- scope -------------------------------------------------------------------------------------------

@@ -6,10 +6,19 @@ arrive by callback; tagging many customers is a batched job that records WeCom's
 
 from __future__ import annotations
 
+import base64
+import importlib
+import json
+import pickle
+from pathlib import Path
+from urllib.parse import urlencode
+
 import pytest
+from django.apps import apps as django_apps
 from django.urls import reverse
 
 from customers.models import Customer, Relationship, StageChange, Tag, TagGroup
+from customers.services.selection import CustomerSelection, customer_selection_of_ids
 from customers.services.sync import customers_sync_full
 from customers.services.tags import (
     TAGGING_INLINE_MAX,
@@ -21,14 +30,17 @@ from customers.services.tags import (
     tag_ids_purge,
     tags_pull,
 )
+from customers.tasks.sync import customers_tagging_task
 from portal.wecom.gateway import wecom_call
 from portal.wecom.models import SyncRun
+from stores.models import Access
 from tests.conftest import eventually
 from tests.customers.sync_helpers import corp_tags_create, customers_load, sandbox_calls, wecom_org
 
 __all__ = ["wecom_org"]  # the fixture, imported for pytest
 
 ADD_TAG, MARK_TAG = "externalcontact/add_corp_tag", "externalcontact/mark_tag"
+EVERYONE = CustomerSelection()  # no filter: every customer the acting user may see
 
 
 def _wecom_tags() -> dict[str, list[str]]:
@@ -175,7 +187,7 @@ def test_tagging_250_relationships_goes_in_batches_records_a_refusal_and_is_safe
     Customer.objects.filter(external_userid=ids[1]).update(stage="customer")  # already further along
     sandbox.do("members/delete_customer", userid="a-guide", external_userid=ids[0])  # not heard of yet
 
-    run = customers_tag(customers=Customer.objects.all(), add=[interest_tag], remove=[], by=hq_operator)
+    run = customers_tag(selection=EVERYONE, add=[interest_tag], remove=[], by=hq_operator)
     assert run.status == SyncRun.Status.RUNNING  # more than a handful: a job (its task is queued after commit)
     run = customers_tagging_run(run_id=run.pk)
 
@@ -193,7 +205,7 @@ def test_tagging_250_relationships_goes_in_batches_records_a_refusal_and_is_safe
 
     assert customers_tagging_run(run_id=run.pk).progress == progress  # a finished job does nothing again
     assert len(sandbox_calls(sandbox, MARK_TAG)) == 250
-    again = customers_tagging_run(run_id=customers_tag(customers=Customer.objects.all(), add=[interest_tag],
+    again = customers_tagging_run(run_id=customers_tag(selection=EVERYONE, add=[interest_tag],
                                                        remove=[], by=hq_operator).pk)
     assert again.progress["relationships_done"] == 249 and tagged.count() == 249  # the same state
     assert StageChange.objects.filter(cause="tagged").count() == 248
@@ -202,26 +214,154 @@ def test_tagging_250_relationships_goes_in_batches_records_a_refusal_and_is_safe
 def test_a_few_customers_are_tagged_and_untagged_at_once(wecom_org, sandbox, interest_tag, hq_operator):
     ids = customers_load(sandbox, "a-guide", 2, prefix="A")
     customers_sync_full()
-    few = Customer.objects.filter(external_userid__in=ids)
-    assert few.count() <= TAGGING_INLINE_MAX
+    few = customer_selection_of_ids(ids=list(Customer.objects.filter(external_userid__in=ids)
+                                             .values_list("pk", flat=True)))
+    assert len(few.ids) <= TAGGING_INLINE_MAX
 
-    run = customers_tag(customers=few, add=[interest_tag], remove=[], by=hq_operator)
+    run = customers_tag(selection=few, add=[interest_tag], remove=[], by=hq_operator)
     assert run.status == SyncRun.Status.DONE and run.progress["relationships_done"] == 2
     follow = wecom_call("externalcontact/get", method="get", params={"external_userid": ids[0]})["follow_user"][0]
     assert [t["tag_id"] for t in follow["tags"]] == [interest_tag.wecom_tag_id]
 
-    customers_tag(customers=few, add=[], remove=[interest_tag], by=hq_operator)
+    customers_tag(selection=few, add=[], remove=[interest_tag], by=hq_operator)
     assert not Customer.objects.filter(tag_ids__contains=[interest_tag.pk]).exists()
     assert Customer.objects.get(external_userid=ids[0]).stage == "interested"  # stages never go back by tags
 
 
 def test_tagging_needs_a_tag_and_cannot_add_and_remove_the_same_one(wecom_org, interest_tag, hq_operator):
     with pytest.raises(TagError, match="请选择"):
-        customers_tag(customers=Customer.objects.all(), add=[], remove=[], by=hq_operator)
+        customers_tag(selection=EVERYONE, add=[], remove=[], by=hq_operator)
     with pytest.raises(TagError, match="既添加又移除"):
-        customers_tag(customers=Customer.objects.all(), add=[interest_tag], remove=[interest_tag], by=hq_operator)
+        customers_tag(selection=EVERYONE, add=[interest_tag], remove=[interest_tag], by=hq_operator)
     Tag.objects.filter(pk=interest_tag.pk).update(deleted=True)
     interest_tag.refresh_from_db()
     with pytest.raises(TagError, match="已删除"):
-        customers_tag(customers=Customer.objects.all(), add=[interest_tag], remove=[], by=hq_operator)
+        customers_tag(selection=EVERYONE, add=[interest_tag], remove=[], by=hq_operator)
     assert not SyncRun.objects.filter(kind="customers.tagging").exists()
+
+
+# -- what a tagging job stores: data, never a query -----------------------------------------------------
+def _tag_from_the_list(client, query: dict, tag: Tag):
+    """"Select all" on the customer list filtered by ``query`` (the browser also sends the page's ticked rows),
+    then 给所选客户打标签 with ``tag``."""
+    url = f"{reverse('admin:customers_customer_changelist')}?{urlencode(query)}"
+    ticked = list(Customer.objects.values_list("pk", flat=True)[:1])
+    return client.post(url, {"action": "tag_selected", "select_across": "1", "index": "0", "apply": "1",
+                             "_selected_action": ticked, "tags": [tag.pk]}, follow=True)
+
+
+def test_bulk_tagging_a_filtered_list_tags_exactly_the_filtered_customers_in_the_worker(
+        wecom_org, sandbox, interest_tag, hq_operator, client):
+    a = customers_load(sandbox, "a-guide", 25, prefix="A")
+    b = customers_load(sandbox, "b-guide", 5, prefix="B")
+    customers_sync_full()
+    client.force_login(hq_operator)
+
+    response = _tag_from_the_list(client, {"store__id__exact": wecom_org.store_a.pk}, interest_tag)
+
+    assert response.status_code == 200
+    run = SyncRun.objects.get(kind="customers.tagging")
+    assert run.status == SyncRun.Status.RUNNING  # 25 customers: a job for the worker
+    assert run.progress["selection"] == {"filters": {"store__id__exact": str(wecom_org.store_a.pk)}}
+    assert run.progress["by"] == hq_operator.pk
+    assert customers_tagging_task(run_id=run.pk) == SyncRun.Status.DONE  # the task's body, as the worker runs it
+    tagged = set(Customer.objects.filter(tag_ids__contains=[interest_tag.pk]).values_list("external_userid",
+                                                                                            flat=True))
+    assert tagged == set(a) and not tagged & set(b)
+
+
+def test_the_stored_job_is_plain_json_with_no_pickled_query(wecom_org, sandbox, interest_tag, hq_operator):
+    customers_load(sandbox, "a-guide", 21, prefix="A")
+    customers_sync_full()
+    run = customers_tag(selection=CustomerSelection(filters={"stage__exact": "fan"}), add=[interest_tag],
+                        remove=[], by=hq_operator)
+    stored = SyncRun.objects.get(pk=run.pk).progress
+    assert json.loads(json.dumps(stored)) == stored and "_query" not in stored
+    assert "gASV" not in json.dumps(stored)  # base64 of a pickle's header
+
+
+def test_a_filter_the_job_cannot_repeat_is_refused_and_no_job_is_made(wecom_org, sandbox, interest_tag, hq_operator,
+                                                                      client):
+    customers_load(sandbox, "a-guide", 3, prefix="A")
+    customers_sync_full()
+    client.force_login(hq_operator)
+    response = _tag_from_the_list(client, {"name__startswith": "客户"}, interest_tag)
+    assert any("不能用于批量处理" in str(m) for m in response.context["messages"])
+    for query in ({"store__id__exact": "1 OR 1=1"}, {"stage__exact": "vip"}, {"tag": "-1"}):
+        response = _tag_from_the_list(client, query, interest_tag)
+        assert response.status_code == 200, query
+    assert not SyncRun.objects.filter(kind="customers.tagging").exists()
+    assert not Customer.objects.filter(tag_ids__contains=[interest_tag.pk]).exists()
+
+
+def test_a_store_managers_job_tags_only_its_own_stores_relationships(wecom_org, sandbox, interest_tag,
+                                                                    store_manager_of_a):
+    a = customers_load(sandbox, "a-guide", 3, prefix="A")
+    b = customers_load(sandbox, "b-guide", 3, prefix="B")
+    customers_sync_full()
+    run = customers_tag(selection=EVERYONE, add=[interest_tag], remove=[], by=store_manager_of_a)
+    assert run.status == SyncRun.Status.DONE and run.progress["relationships_done"] == 3
+    tagged = set(Customer.objects.filter(tag_ids__contains=[interest_tag.pk]).values_list("external_userid",
+                                                                                            flat=True))
+    assert tagged == set(a)
+    assert {c["body"]["external_userid"] for c in sandbox_calls(sandbox, MARK_TAG)} == set(a)
+    assert not tagged & set(b)
+
+
+def test_a_job_whose_user_lost_their_scope_before_it_ran_tags_nothing(wecom_org, sandbox, interest_tag,
+                                                                     region_manager_east):
+    customers_load(sandbox, "a-guide", 25, prefix="A")
+    customers_sync_full()
+    run = customers_tag(selection=EVERYONE, add=[interest_tag], remove=[], by=region_manager_east)
+    assert run.status == SyncRun.Status.RUNNING and run.progress["customers_estimate"] == 25
+    Access.objects.filter(user=region_manager_east).delete()
+
+    run = customers_tagging_run(run_id=run.pk)
+
+    assert run.progress["customers_done"] == 0 and not sandbox_calls(sandbox, MARK_TAG)
+    assert not Customer.objects.filter(tag_ids__contains=[interest_tag.pk]).exists()
+
+
+class _Payload:
+    """What someone able to write the column would store: unpickling it creates a file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return Path.touch, (self.path,)
+
+
+def test_a_tampered_stored_job_cannot_execute_anything_and_tags_no_one(wecom_org, sandbox, interest_tag,
+                                                                       hq_operator, tmp_path):
+    customers_load(sandbox, "a-guide", 25, prefix="A")
+    customers_sync_full()
+    run = customers_tag(selection=EVERYONE, add=[interest_tag], remove=[], by=hq_operator)
+    marker = tmp_path / "pwned"
+    for payload in ({"_query": base64.b64encode(pickle.dumps(_Payload(marker))).decode()},
+                    {"selection": {"filters": {"id__gt": "0"}}}, {"selection": {"ids": ["1; DROP TABLE x"]}},
+                    {"selection": "gASV"}):
+        progress = {k: v for k, v in run.progress.items() if k != "selection"}
+        SyncRun.objects.filter(pk=run.pk).update(progress={**progress, **payload}, status=SyncRun.Status.RUNNING)
+
+        refused = customers_tagging_run(run_id=run.pk)
+
+        assert refused.status == SyncRun.Status.FAILED and refused.error, payload
+    assert not marker.exists()
+    assert not sandbox_calls(sandbox, MARK_TAG)
+
+
+def test_the_migration_retires_jobs_stored_with_a_pickled_query(db, tmp_path):
+    marker = tmp_path / "pwned"
+    payload = base64.b64encode(pickle.dumps(_Payload(marker))).decode()
+    running = SyncRun.objects.create(kind="customers.tagging", progress={"_query": payload, "by": None})
+    done = SyncRun.objects.create(kind="customers.tagging", status=SyncRun.Status.DONE, progress={"_query": payload})
+    migration = importlib.import_module("customers.migrations.0007_tagging_jobs_drop_pickled_queries")
+
+    migration.drop_pickled_queries(django_apps, None)
+
+    running.refresh_from_db()
+    done.refresh_from_db()
+    assert running.status == SyncRun.Status.FAILED and "_query" not in running.progress and running.error
+    assert done.status == SyncRun.Status.DONE and "_query" not in done.progress
+    assert not marker.exists()
