@@ -116,7 +116,7 @@ class _Budget:
         self.limits = limits
         self.left = limits.total_bytes
 
-    def take(self, name: str, count: int) -> None:
+    def take(self, count: int) -> None:
         self.left -= count
         if self.left < 0:
             raise _too_large(_("全部内容"), self.limits.total_bytes)
@@ -139,7 +139,7 @@ class _CountedPart:
         self.read_so_far += len(data)
         if self.read_so_far > self.cap:
             raise _too_large(self.name, self.cap)
-        self.budget.take(self.name, len(data))
+        self.budget.take(len(data))
         return data
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ from import_export.admin import ImportExportMixin
 from portal.admin_base import ScopedAdmin, scoped
 from portal.api_defaults import api_resources
 from portal.field_policy import field_policy_for
+from portal.spreadsheets import SpreadsheetAdminMixin
 from stores.field_policy import user_edits_for_hq
 from stores.models import Access, ApiToken, Franchisee, Region, Staff, Store
 from stores.resources import StaffResource, StoreResource
@@ -26,8 +27,9 @@ from stores.services.access import (
 from stores.services.org import OrgError, staff_depart, staff_move, store_close, store_reopen
 
 
-class ScopedImportExportAdmin(ImportExportMixin, ScopedAdmin):
-    """Import/export through resources that know the importing user's scope."""
+class ScopedImportExportAdmin(SpreadsheetAdminMixin, ImportExportMixin, ScopedAdmin):
+    """Import/export through resources that know the importing user's scope (CSV and .xlsx, formulas
+    neutralised on the way out, uploads bounded on the way in: portal/spreadsheets.py)."""
 
     def get_resource_kwargs(self, request, *args, **kwargs):
         return {**super().get_resource_kwargs(request, *args, **kwargs), "user": request.user}

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.utils.translation import gettext_lazy as _
-from import_export import fields, resources, widgets
+from import_export import fields, widgets
 
 from portal.admin_base import scoped
 from portal.field_policy import field_policy_for, guarded_changes_audit, guarded_values, guarded_values_stored
+from portal.spreadsheets import SafeExportResource
 from stores.models import Franchisee, Region, Staff, Store
 
 
@@ -65,7 +66,7 @@ class ChoiceWidget(widgets.Widget):
         return self.labels.get(value, value or "")
 
 
-class ScopedResource(resources.ModelResource):
+class ScopedResource(SafeExportResource):  # exported cells never run as formulas
     def __init__(self, user=None, **kwargs):
         super().__init__(**kwargs)
         self.user = user

@@ -224,6 +224,7 @@ def test_the_member_import_preview_refuses_each_hostile_file_with_its_reason(nam
     response = member_preview(client, content, "会员.xlsx")
 
     assert response.status_code == 200 and reason in form_errors(response)
+    assert reason in response.content.decode().replace("\xa0", " ")  # shown on the page
     assert response.context.get("confirm_form") is None and not Member.objects.exists()
 
 
