@@ -18,6 +18,7 @@ from stores.services.access import (
     AccessError,
     ApiTokenError,
     access_grant,
+    access_revoke,
     access_validate,
     api_token_default_expiry,
     api_token_issue,
@@ -126,6 +127,10 @@ class StaffAdmin(ScopedImportExportAdmin):
         return self.has_change_permission(request) and "store" not in policy.locked(user=request.user,
                                                                                      creating=False)
 
+    def has_depart_permission(self, request) -> bool:
+        """A departure locks the member's login out (whatever its role): HQ editors only, as a move."""
+        return self.has_move_permission(request)
+
     @admin.action(description=_("调动所选员工到其他门店"), permissions=["move"])
     def move_selected(self, request, queryset):
         if "apply" in request.POST:
@@ -145,9 +150,13 @@ class StaffAdmin(ScopedImportExportAdmin):
                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}
         return TemplateResponse(request, "admin/stores/staff/move.html", context)
 
-    @admin.action(description=_("标记所选员工离职"), permissions=["change"])
+    @admin.action(description=_("标记所选员工离职"), permissions=["depart"])
     def depart_selected(self, request, queryset):
-        departed = staff_depart(staff=queryset, by=request.user)
+        try:
+            departed = staff_depart(staff=queryset, by=request.user)
+        except OrgError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
         self.message_user(request, ngettext("已标记 %(n)d 名员工离职", "已标记 %(n)d 名员工离职", departed) % {
             "n": departed})
 
@@ -192,6 +201,12 @@ class AccessAdmin(ScopedAdmin):
 
     def save_related(self, request, form, formsets, change):
         pass  # access_grant already set the regions
+
+    def delete_model(self, request, obj):
+        access_revoke(accesses=Access.objects.filter(pk=obj.pk), by=request.user)
+
+    def delete_queryset(self, request, queryset):
+        access_revoke(accesses=queryset, by=request.user)
 
 
 class ApiTokenForm(forms.ModelForm):

@@ -84,6 +84,26 @@ def access_grant(
     return access
 
 
+@transaction.atomic
+def access_revoke(*, accesses, by=None) -> int:
+    """Take roles away: the Access rows go, their logins lose the role groups and the admin, and their API
+    tokens are revoked, in one transaction. The logins stay (history, a later grant); with no Access a login's
+    scope is nothing, so its open sessions see nothing from their next request. Returns the roles removed."""
+    rows = list(accesses.values_list("pk", "user_id", "role"))
+    if not rows:
+        return 0
+    user_ids = sorted({user_id for _pk, user_id, _role in rows})
+    Access.objects.filter(pk__in=[pk for pk, _user_id, _role in rows]).delete()
+    user_model = get_user_model()
+    user_model.groups.through.objects.filter(user_id__in=user_ids,
+                                             group__name__in=list(ROLE_GROUP_NAMES.values())).delete()
+    user_model.objects.filter(pk__in=user_ids, is_superuser=False).update(is_staff=False)
+    api_token_revoke(tokens=ApiToken.objects.filter(user_id__in=user_ids), by=by)
+    audit_record(action="access.revoke", target_type="portal.user", target_ids=user_ids, by=by,
+                 detail={"roles": {str(user_id): role for _pk, user_id, role in rows}})
+    return len(rows)
+
+
 def access_is_hq(*, user) -> bool:
     return bool(user.is_superuser or Access.objects.filter(user=user, role__in=HQ_ROLES).exists())
 

@@ -56,7 +56,11 @@ def staff_move(*, staff: QuerySet[Staff], to_store: Store, by=None) -> int:
 
 @transaction.atomic
 def staff_depart(*, staff: QuerySet[Staff], at=None, by=None) -> int:
-    """Mark members departed (their customers then await inheritance) and lock their logins out. Idempotent."""
+    """Mark members departed (their customers then await inheritance) and lock their logins out. Idempotent.
+
+    By hand only HQ editors do it (``by`` None is the system): a departure ends a login, whatever its role."""
+    if by is not None and not user_edits_for_hq(by):
+        raise OrgError(_("只有总部可以标记员工离职"))
     at = at or timezone.now()
     ids = list(staff.filter(status=Staff.Status.ACTIVE).values_list("pk", flat=True))
     departed = Staff.objects.filter(pk__in=ids).update(status=Staff.Status.DEPARTED, departed_at=at,

@@ -10,10 +10,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal.models import AuditEvent
-from stores.models import Access, ApiToken, Staff
+from stores.models import Access, ApiToken, Role, Staff
 from stores.scoping import ScopeKind, user_scope
-from stores.services.access import api_token_issue, user_for_wecom_member
-from stores.services.org import staff_depart
+from stores.services.access import access_grant, api_token_issue, user_for_wecom_member
+from stores.services.org import OrgError, staff_depart
+from tests.factories import StaffFactory
 from tests.test_mobile_wecom_login import _follow_sandbox
 
 
@@ -119,13 +120,28 @@ def test_a_departed_member_cannot_sign_in_through_wecom(client, sandbox, staff_o
     assert response.status_code == 403 and "_auth_user_id" not in client.session
 
 
-def test_a_store_manager_departing_a_guide_from_the_admin_locks_the_guide_out(client, store_manager_of_a,
-                                                                              staff_of_a, org):
+def test_hq_departing_a_guide_from_the_admin_locks_the_guide_out(client, hq_operator, staff_of_a, org):
     guide = client_class_login(staff_of_a)
-    client.force_login(store_manager_of_a)
+    client.force_login(hq_operator)
     client.post(reverse("admin:stores_staff_changelist"),
                 {"action": "depart_selected", "_selected_action": [org.guide_a.pk]})
     assert guide.get(reverse("mobile:home")).status_code == 302
+
+
+def test_a_store_manager_cannot_depart_a_member_and_so_lock_out_a_login_above_theirs(client, store_manager_of_a,
+                                                                                     franchisee_owner, org):
+    """The franchisee owner's member row sits in store A: its manager must not be able to end the owner's login."""
+    owner = StaffFactory(userid="f-owner", store=org.store_a)
+    access_grant(user=franchisee_owner, role=Role.FRANCHISEE_OWNER, franchisee=org.franchisee_one, staff=owner)
+    client.force_login(store_manager_of_a)
+    url = reverse("admin:stores_staff_changelist")
+    assert "depart_selected" not in offered_actions(client.get(url))
+    client.post(url, {"action": "depart_selected", "_selected_action": [owner.pk]})
+    with pytest.raises(OrgError, match="只有总部可以标记员工离职"):
+        depart(owner, by=store_manager_of_a)
+    owner.refresh_from_db()
+    franchisee_owner.refresh_from_db()
+    assert owner.status == Staff.Status.ACTIVE and franchisee_owner.is_active
 
 
 def client_class_login(user):
@@ -176,3 +192,24 @@ def test_a_member_missing_from_the_full_sync_is_locked_out(client, wecom_org, sa
     assert client.get(reverse("mobile:home")).status_code == 302
     store_manager_of_a.refresh_from_db()
     assert store_manager_of_a.is_active
+
+
+def offered_actions(changelist) -> set[str]:
+    form = changelist.context["action_form"]
+    return {name for name, _label in form.fields["action"].choices} if form is not None else set()
+
+
+def test_hq_removing_a_role_in_the_admin_leaves_the_login_nothing(client, hq_admin, store_manager_of_a, org):
+    key = api_token_issue(name="门店A收银", user=store_manager_of_a).key
+    manager = client_class_login(store_manager_of_a)
+    client.force_login(hq_admin)
+    access = Access.objects.get(user=store_manager_of_a)
+    response = client.post(reverse("admin:stores_access_delete", args=[access.pk]), {"post": "yes"})
+    assert response.status_code == 302 and not Access.objects.filter(pk=access.pk).exists()
+    store_manager_of_a.refresh_from_db()
+    assert not store_manager_of_a.is_staff and not store_manager_of_a.groups.exists()
+    assert manager.get(reverse("admin:index")).status_code == 302
+    assert not manager.get(reverse("mobile:home")).context["staff"]
+    assert client.get(reverse("staff-list"), **bearer(key)).status_code == 401
+    event = AuditEvent.objects.get(action="access.revoke")
+    assert event.actor == hq_admin and event.detail == {"roles": {str(store_manager_of_a.pk): "store_manager"}}
