@@ -57,6 +57,8 @@ class EstimatedCountPaginator(Paginator):
         queryset = self.object_list
         if not hasattr(queryset, "query"):
             return len(queryset)
+        if queryset.query.is_empty():  # .none(), e.g. a viewer with no scope: nothing to plan (EXPLAIN would fail)
+            return 0
         if not queryset.query.where:
             estimate = table_row_estimate(model=queryset.model)
             if estimate >= EXACT_COUNT_BELOW:

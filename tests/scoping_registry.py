@@ -3,6 +3,8 @@
 A model whose default manager has ``for_user`` must be listed in SCOPED with a factory that
 makes an instance belonging to a given store; every other model of our apps must be listed in
 GLOBAL with the reason it needs no scoping. tests/test_scoping_matrix.py fails otherwise.
+The surfaces that show these rows (admin URLs, actions, list filters, mobile and API URLs) and how
+each is attacked from another scope are registered in tests/scoping_surfaces.py.
 """
 
 from __future__ import annotations
