@@ -76,13 +76,13 @@ def bench_callbacks(*, scale: int) -> str:
     from stores.models import Staff
 
     if not Staff.objects.exists():
-        from stores.services.demo import OrgSize, org_build
+        from stores.demo import OrgSize, org_build
 
         org_build(size=OrgSize(stores=100, staff=500))
     userids = list(Staff.objects.values_list("userid", flat=True)[:1000])
     from django.conf import settings
 
-    from stores.services.demo import sandbox_mirror_org
+    from stores.demo import sandbox_mirror_org
 
     sandbox_mirror_org(sandbox_url=settings.XIAOER_SANDBOX_URL)
     tables_truncate("wecom_callbackevent")

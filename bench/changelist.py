@@ -5,7 +5,7 @@
 
 Mind the scale: data of another size is replaced (``--small`` on a 10 M database reloads 200,000).
 
-A real gunicorn serves portal.wsgi (ours: customers/admin/contacts.py — estimated/capped counts,
+A real gunicorn serves portal.wsgi (ours: customers/contacts/admin.py — estimated/capped counts,
 show_full_result_count=False, region on the customer row, prefix/trigram/exact searches) and another
 serves bench.baseline_wsgi (the stock ModelAdmin of bench/baseline_admin.py), both on 127.0.0.1 and
 the same database. One keep-alive client, logged in as an HQ superuser (session cookie), asks for

@@ -23,8 +23,8 @@ DELETED_SHARE = 0.15
 
 def _org_ensure(*, relationships: int):
     from bench.org import ORG_TABLES, _size
+    from stores.demo import org_build
     from stores.models import Staff
-    from stores.services.demo import org_build
 
     stores = 4000 if relationships >= 1_000_000 else 200
     if Staff.objects.count() < _size(stores).staff:
@@ -46,7 +46,7 @@ def _load(*, count: int, staff: list[tuple], channels: list[int], today) -> None
     """COPY ``count`` customers and one relationship each, added over SPAN_DAYS, some since deleted."""
     from django.db import connection
 
-    from customers.services.dashboard import day_bounds
+    from customers.dashboard.selectors import day_bounds
 
     rng = random.Random(20261124)
     start, _end = day_bounds(first=today - timedelta(days=SPAN_DAYS), last=today)
@@ -83,8 +83,8 @@ def _load(*, count: int, staff: list[tuple], channels: list[int], today) -> None
 
 def _build_per_staff(day) -> None:
     """The naive way: for each staff member, read their day and upsert a row per channel."""
+    from customers.dashboard.selectors import day_bounds
     from customers.models import AcquisitionDaily, Relationship
-    from customers.services.dashboard import day_bounds
     from stores.models import Staff
 
     start, end = day_bounds(first=day, last=day)
@@ -116,7 +116,7 @@ def _daily_rows(day) -> set[tuple]:
 
 def _dashboard_read_seconds(today) -> tuple[float, float]:
     """The HQ dashboard's figures (grouped by store, with the daily chart) and a store manager's."""
-    from customers.services.dashboard import acquisition_figures
+    from customers.dashboard.selectors import acquisition_figures
     from portal.models import User
 
     hq = User.objects.filter(is_superuser=True).first() or User.objects.create_superuser("bench_admin", "", "x")
@@ -134,7 +134,7 @@ def _dashboard_read_seconds(today) -> tuple[float, float]:
 def bench_dashboard(*, scale: int) -> str:
     from django.utils import timezone
 
-    from customers.services.dashboard import acquisition_daily_build, acquisition_daily_build_range
+    from customers.dashboard.services import acquisition_daily_build, acquisition_daily_build_range
 
     today = timezone.localdate()
     day = today - timedelta(days=1)

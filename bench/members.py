@@ -9,7 +9,7 @@ rows/s; both run in this process against the same database. Goal: ≥ 50,000 row
 Prints where the time went for the first import (all members new) and for a re-import of the
 same file (nothing changes) and of a daily delta (one member in ten has new points): the reader
 thread's read+validate time overlaps the importing thread's COPY and write time
-(customers.services.members_import.ImportTimings), and the CPU seconds of PostgreSQL's backend and
+(customers.members.imports.ImportTimings), and the CPU seconds of PostgreSQL's backend and
 of this process say where the work is when the machine is shared. The RESULT is the first import.
 """
 
@@ -116,7 +116,7 @@ def _backend_cpu() -> Callable[[], float | None]:
 
 
 def _fast_import(path: Path):
-    from customers.services.members_import import ImportTimings, member_import_run
+    from customers.members.imports import ImportTimings, member_import_run
 
     job = _job_for(path)
     timings = ImportTimings()
@@ -135,7 +135,7 @@ def _baseline_rate(path: Path) -> tuple[int, float]:
     import tablib
     from import_export.instance_loaders import ModelInstanceLoader
 
-    from customers.resources.members import MemberResource
+    from customers.members.resources import MemberResource
 
     class DefaultMemberResource(MemberResource):
         class Meta(MemberResource.Meta):  # the library's defaults: one lookup and one save() per row

@@ -4,7 +4,7 @@
 
 Both sides go through an admin view's import_action (preview) and process_import (confirm) in this
 process, against the same database and the same files:
-  ours      the registered MemberAdmin / MemberResource (customers/admin/members.py, resources/members.py)
+  ours      the registered MemberAdmin / MemberResource (customers/members/admin.py, members/resources.py)
   baseline  the stock django-import-export behaviour the admin had before: openpyxl cell by cell, a
             deepcopy + HTML diff + full_clean per row, every row rendered in the preview, the preview's
             inserts rolled back, bulk_update for changed members, one LogEntry per row.
@@ -83,9 +83,9 @@ def _stock_admin():
     from import_export.formats.base_formats import CSV, XLSX
     from import_export.instance_loaders import CachedInstanceLoader
 
-    from customers.admin.members import MemberAdmin
+    from customers.members.admin import MemberAdmin
+    from customers.members.resources import MemberResource
     from customers.models import Member
-    from customers.resources.members import MemberResource
 
     class StockMemberResource(MemberResource):
         class Meta(MemberResource.Meta):

@@ -13,7 +13,7 @@ ORG_TABLES = ("stores_access_regions", "stores_access", "stores_apitoken", "stor
 
 
 def _size(scale: int):
-    from stores.services.demo import OrgSize
+    from stores.demo import OrgSize
 
     return OrgSize(areas=4, franchisees=max(2, scale // 20), stores=scale, staff=scale * 13 // 4,
                    store_manager_users=True)
@@ -25,9 +25,9 @@ def _build_per_row(size) -> None:
     from django.contrib.auth.models import Group
 
     from portal.models import User
+    from stores.access.roles import ROLE_GROUP_NAMES
+    from stores.demo import AREAS
     from stores.models import Access, Franchisee, Region, Role, Staff, Store
-    from stores.roles import ROLE_GROUP_NAMES
-    from stores.services.demo import AREAS
 
     password = make_password("bench")
     cities = []
@@ -54,9 +54,9 @@ def _build_per_row(size) -> None:
 
 
 def bench_org(*, scale: int) -> str:
+    from stores.access.services import role_groups_sync
+    from stores.demo import org_build
     from stores.models import Staff, Store
-    from stores.services.access import role_groups_sync
-    from stores.services.demo import org_build
 
     size = _size(scale)
     role_groups_sync()
@@ -90,12 +90,12 @@ def bench_scoped_lists(*, scale: int, repeat: int = 30) -> str:
     from django.test import Client
 
     from portal.models import User
-    from stores.admin import StaffAdmin
     from stores.models import Store
+    from stores.org.admin import StaffAdmin
 
     if Store.objects.count() < scale:
         tables_truncate(*ORG_TABLES)
-        from stores.services.demo import org_build
+        from stores.demo import org_build
 
         org_build(size=_size(scale))
     with connection.cursor() as cursor:

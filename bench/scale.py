@@ -125,8 +125,8 @@ def stores_for(customers: int) -> int:
 def org_ensure(*, customers: int) -> list[tuple]:
     """The organisation (built once, kept if at least this big): (staff, store, region, franchisee) ids."""
     from bench.org import ORG_TABLES, _size
+    from stores.demo import org_build
     from stores.models import Staff
-    from stores.services.demo import org_build
 
     size = _size(stores_for(customers))
     if Staff.objects.count() < size.staff:
@@ -214,7 +214,7 @@ def _state(ctx: _Context, channel: int, staff_index: int) -> str:
     key = (channel, staff_index)
     state = ctx.states.get(key)
     if state is None:
-        from customers.services.acquisition import contact_state_encode
+        from customers.acquisition.state import contact_state_encode
 
         staff_id, store_id = ctx.staff[staff_index][:2]
         state = ctx.states[key] = contact_state_encode(channel=ctx.channels[channel][1], store=store_id,

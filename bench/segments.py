@@ -58,7 +58,7 @@ def _count_with(settings: dict[str, str], rule: dict, by, *, drop: tuple[str, ..
     transaction that is rolled back (so a dropped index comes back); median of 3."""
     from django.db import connection, transaction
 
-    from customers.services.segments import STATEMENT_SETTINGS, segment_queryset
+    from customers.segments.selectors import STATEMENT_SETTINGS, segment_queryset
 
     settings = {**STATEMENT_SETTINGS, **settings}
 
@@ -80,8 +80,9 @@ def _region_subquery_count(rule: dict, by) -> float:
     from django.db.models.expressions import RawSQL
 
     from customers.models import Customer
-    from customers.services.segments import segment_rule_normalize, segment_rule_q, segment_statement
-    from stores.scoping import REGION_DESCENDANTS_SQL
+    from customers.segments.rules import segment_rule_normalize, segment_rule_q
+    from customers.segments.selectors import segment_statement
+    from stores.access.scoping import REGION_DESCENDANTS_SQL
 
     clean = segment_rule_normalize(rule=rule)
     regions = clean.pop("regions")
@@ -120,7 +121,7 @@ def _churned_counts(rule: dict, by, *, share: float = 0.01) -> dict[str, float]:
 def _explain(rule: dict, by) -> str:
     from django.db import connection
 
-    from customers.services.segments import segment_queryset, segment_statement
+    from customers.segments.selectors import segment_queryset, segment_statement
 
     sql, params = segment_queryset(rule=rule, by=by).order_by().values("pk").query.sql_with_params()
     with segment_statement(), connection.cursor() as cursor:
@@ -144,7 +145,7 @@ def _sizes() -> str:
 def _baseline(rule: dict, *, cap: int) -> tuple[float, int, int]:
     """Python over streamed rows: (seconds, rows read, matches) for the first ``cap`` customers."""
     from customers.models import Customer
-    from customers.services.segments import segment_matches_count
+    from customers.segments.rules import segment_matches_count
     from stores.models import Region
 
     parents = dict(Region.objects.values_list("pk", "parent_id"))
@@ -177,7 +178,8 @@ def _baseline(rule: dict, *, cap: int) -> tuple[float, int, int]:
 
 def bench_segments(*, scale: int) -> str:
     from customers.models import Segment, SegmentSnapshotMember
-    from customers.services.segments import segment_count, segment_materialize, segment_queryset
+    from customers.segments.selectors import segment_count, segment_queryset
+    from customers.segments.services import segment_materialize
     from portal.models import User
 
     with timed() as load:

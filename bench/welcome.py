@@ -52,11 +52,11 @@ def _worker_start(env: dict) -> subprocess.Popen:
 
 def _setup(sandbox) -> list[str]:
     """A small org mirrored into the sandbox; a channel with a welcome and an auto-tag; one code per store."""
+    from customers.acquisition.services import contact_way_create
     from customers.models import Channel, ContactWay, Tag, TagGroup, WelcomeMessage
-    from customers.services.acquisition import contact_way_create
     from portal.wecom.gateway import wecom_call
+    from stores.demo import OrgSize, org_build
     from stores.models import Staff, Store
-    from stores.services.demo import OrgSize, org_build
 
     tables_truncate(*TABLES, *ORG_TABLES)
     org_build(size=OrgSize(areas=1, franchisees=2, stores=STORES, staff=STAFF))
@@ -122,11 +122,11 @@ def _poller(stop: threading.Event) -> None:
 
     from django.db import connection
 
+    from customers.acquisition import attribution
     from customers.models import Relationship, WelcomeMessage
-    from customers.services import acquisition
     from portal.wecom.gateway import _redis
 
-    send = acquisition.welcome_send
+    send = attribution.welcome_send
     while not stop.wait(POLL_SECONDS):
         pipe = _redis().pipeline()
         pipe.lrange(POLL_QUEUE, 0, -1)

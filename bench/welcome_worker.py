@@ -26,8 +26,8 @@ from portal.celery import app  # noqa: E402
 def _stand_in_handler(fields: dict) -> None:
     from django.utils import timezone
 
+    from customers.acquisition.attribution import acquisition_on_add
     from customers.models import Customer, Relationship
-    from customers.services.acquisition import acquisition_on_add
     from stores.models import Staff
 
     staff = Staff.objects.select_related("store").get(userid=fields["UserID"])
@@ -56,9 +56,9 @@ def _install() -> None:
         event_handler("change_external_contact", "add_external_contact")(_stand_in_handler)
         os.environ["XIAOER_BENCH_HANDLER"] = "stand-in"
     if os.environ.get("XIAOER_BENCH_WELCOME") == "poll":
-        import customers.services.acquisition as acquisition
+        import customers.acquisition.attribution as attribution
 
-        acquisition.welcome_send = _queue_instead_of_send
+        attribution.welcome_send = _queue_instead_of_send
 
 
 _install()

@@ -1,8 +1,8 @@
-import importlib
-import pkgutil
-
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
+
+# The app's subjects (DESIGN.md), each a package; startup imports each one's admin, tasks, handlers, hooks.
+SUBJECTS = ("contacts", "tags", "acquisition", "members", "segments", "lifecycle", "dashboard")
 
 
 class CustomersConfig(AppConfig):
@@ -10,8 +10,9 @@ class CustomersConfig(AppConfig):
     verbose_name = _("客户")
 
     def ready(self) -> None:
-        # Each area registers its callback handlers, beat schedules and 工作台 panels in customers/hooks/<area>.py.
-        from customers import hooks
+        from customers.demo import customers_demo_run
+        from portal.demo import demo_seeder_register
+        from portal.subjects import subjects_import
 
-        for module in pkgutil.iter_modules(hooks.__path__):
-            importlib.import_module(f"customers.hooks.{module.name}")
+        subjects_import(app=self.name, subjects=SUBJECTS)
+        demo_seeder_register(name="customers", seed=customers_demo_run)

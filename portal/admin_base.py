@@ -5,7 +5,7 @@ applies it to the changelist, change/delete/history views, foreign-key choices, 
 list filters and exports. Out-of-scope objects answer 404 exactly like missing ones.
 
 It fails closed (like NetBox's ``restrict()``): a model that declared no scope shows nothing. A model
-that belongs to no store declares so with a ``GlobalQuerySet`` (stores/scoping.py); a model whose
+that belongs to no store declares so with a ``GlobalQuerySet`` (stores/access/scoping.py); a model whose
 manager is not ours (Django's auth, django-celery-beat, django-axes) is declared with ``scope_declare``.
 """
 

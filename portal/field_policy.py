@@ -1,7 +1,7 @@
 """Fields only some roles may change: declared once per model, applied by every write path.
 
 An app registers a policy for a model (stores does it for the fields that decide identity and scope: see
-stores/field_policy.py). The admin base (``ScopedAdmin``), the API base (``ScopedModelSerializer``) and the
+stores/access/field_policy.py). The admin base (``ScopedAdmin``), the API base (``ScopedModelSerializer``) and the
 import resources ask it which fields the acting user may not set and why, whether the user may create rows
 of the model at all, and they record every change of a guarded field in the audit log. A model without a
 policy is unaffected.

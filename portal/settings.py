@@ -170,11 +170,11 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "stores.api.auth.ApiTokenAuthentication",
+        "stores.access.api_auth.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     # A token's own limits (read-only, endpoints) first; portal.api keeps it even where a view sets its own.
-    "DEFAULT_PERMISSION_CLASSES": ["stores.api.auth.ApiTokenScopePermission",
+    "DEFAULT_PERMISSION_CLASSES": ["stores.access.api_auth.ApiTokenScopePermission",
                                    "portal.api_defaults.ScopedModelPermissions"],
     "DEFAULT_PAGINATION_CLASS": "portal.api_defaults.IdCursorPagination",
     "PAGE_SIZE": 100,

@@ -24,8 +24,8 @@ class ApiDocsView(SpectacularSwaggerView):
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/v1/", include("stores.api.urls")),
-    path("api/v1/", include("customers.api.urls")),
+    path("api/v1/", include("stores.urls_api")),
+    path("api/v1/", include("customers.urls_api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", ApiDocsView.as_view(url_name="api-schema"), name="api-docs"),
     path("m/", include("campaigns.mobile.urls")),

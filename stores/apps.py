@@ -5,9 +5,13 @@ from django.utils.translation import gettext_lazy as _
 
 def _sync_role_groups(sender, **kwargs):
     # Like Django's own permission creation: keep role groups matching the declared permissions.
-    from stores.services.access import role_groups_sync
+    from stores.access.services import role_groups_sync
 
     role_groups_sync()
+
+
+# The app's subjects (DESIGN.md), each a package; startup imports each one's admin, tasks, handlers, hooks.
+SUBJECTS = ("org", "access")
 
 
 class StoresConfig(AppConfig):
@@ -18,12 +22,13 @@ class StoresConfig(AppConfig):
         from portal.admin_base import scope_declare
         from portal.dashboard import Panel, panel_register
         from portal.schedules import Schedule, schedule_register
+        from portal.subjects import subjects_import
         from portal.wecom.syncs import SyncKind, sync_kind_register
-        from stores import wecom_handlers  # noqa: F401  (registers change_contact handlers)
-        from stores.dashboard import org_panel
-        from stores.field_policy import field_policies_register
-        from stores.scoping import HQ_ONLY_MODELS, hq_only_rows
+        from stores.access.field_policy import field_policies_register
+        from stores.access.scoping import HQ_ONLY_MODELS, hq_only_rows
+        from stores.org.hooks import org_panel
 
+        subjects_import(app=self.name, subjects=SUBJECTS)
         for label, reason in HQ_ONLY_MODELS.items():
             scope_declare(model=label, apply=hq_only_rows, reason=reason)
 
@@ -31,6 +36,6 @@ class StoresConfig(AppConfig):
         field_policies_register()  # who may change identity and scope fields (admin, API, imports)
         post_migrate.connect(_sync_role_groups, sender=self)
         sync_kind_register(SyncKind(kind="addressbook.full", label=str(_("通讯录全量同步")),
-                                    task="stores.tasks.addressbook_sync_task"))
-        schedule_register(Schedule(name="stores.addressbook_sync", task="stores.tasks.addressbook_sync_task",
+                                    task="stores.org.tasks.addressbook_sync_task"))
+        schedule_register(Schedule(name="stores.addressbook_sync", task="stores.org.tasks.addressbook_sync_task",
                                    crontab="30 2 * * *", description=str(_("企业微信通讯录全量同步"))))

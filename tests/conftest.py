@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from stores.access.services import access_grant, role_groups_sync
 from stores.models import Region, Role, Staff, Store
-from stores.services.access import access_grant, role_groups_sync
 from tests.factories import FranchiseeFactory, RegionFactory, StaffFactory, StoreFactory, UserFactory
 
 PASSWORD = "pw-for-tests-2026"
@@ -106,7 +106,7 @@ def staff_of_a(org):
 @pytest.fixture
 def departed_staff_of_a(org):
     """A store-staff login of store A whose staff member has left, departed through the real service."""
-    from stores.services.org import staff_depart
+    from stores.org.services import staff_depart
 
     member = StaffFactory(userid="a-departed", name="周离职", store=org.store_a)
     user = _persona("departed_a", Role.STORE_STAFF, store=org.store_a, staff=member)

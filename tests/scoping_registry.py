@@ -21,8 +21,8 @@ from customers.models import (
     StageChange,
     WelcomeDelivery,
 )
+from stores.access.services import access_grant, api_token_issue
 from stores.models import Access, ApiToken, Franchisee, Region, Role, Staff, Store
-from stores.services.access import access_grant, api_token_issue
 from tests.factories import (
     CustomerFactory,
     StaffFactory,
@@ -78,7 +78,7 @@ SCOPED: dict[type, ScopedCase] = {
 
 # Models that belong to no store. Each entry is a DECISION: "HQ only: …" (non-HQ viewers get nothing, whatever
 # their permissions) or "every scope reads: …" (every viewer with a scope reads all rows; who may change them is
-# a permission). The same decision is declared in code — a GlobalQuerySet on the model, or stores.scoping's
+# a permission). The same decision is declared in code — a GlobalQuerySet on the model, or stores.access.scoping's
 # HQ_ONLY_MODELS for models whose manager is not ours — and tests/customers/test_scoping_leaks.py checks both
 # agree and tries each per persona. Without a declaration, portal.admin_base.scoped() shows nothing.
 GLOBAL: dict[str, str] = {

@@ -44,8 +44,8 @@ from customers.models import (
     WelcomeMessage,
 )
 from portal.wecom.models import SyncRun, WeComCall
+from stores.access.services import access_grant, api_token_issue
 from stores.models import Access, Franchisee, Region, Role, Staff, Store
-from stores.services.access import access_grant, api_token_issue
 from tests.conftest import NON_HQ_PERSONAS, PASSWORD
 from tests.factories import ChannelFactory, StaffFactory, StoreFactory, TagFactory, UserFactory
 from tests.scoping_registry import SCOPED
@@ -195,7 +195,7 @@ def _session_of(user) -> str:
 def _held_before_departure(held: dict):
     """While tests/conftest.py's departed_staff_of_a is built: just before the departure service runs, the
     member's login signs in (a session) and is issued an API token — what they still hold once they left."""
-    import stores.services.org as org_services
+    import stores.org.services as org_services
 
     depart = org_services.staff_depart
 
@@ -210,7 +210,7 @@ def _held_before_departure(held: dict):
         yield
     finally:
         org_services.staff_depart = depart
-    assert held["sessions"], "departed_staff_of_a no longer departs through stores.services.org.staff_depart"
+    assert held["sessions"], "departed_staff_of_a no longer departs through stores.org.services.staff_depart"
 
 
 def _revoked_access_of_a(org, hq_admin):
@@ -803,10 +803,10 @@ class FilterCase:
 
 
 def _list_filters() -> dict[type, FilterCase]:
-    from customers.admin.acquisition import ContactWayStatusFilter
-    from customers.admin.contacts import RegionFilter, StoreAutocompleteFilter, TagFilter
-    from customers.admin.members import HomeStoreRegionFilter, LevelFilter
-    from stores.admin import ApiTokenStateFilter
+    from customers.acquisition.admin import ContactWayStatusFilter
+    from customers.contacts.admin import RegionFilter, StoreAutocompleteFilter, TagFilter
+    from customers.members.admin import HomeStoreRegionFilter, LevelFilter
+    from stores.access.admin import ApiTokenStateFilter
 
     return {
         RegionFilter: FilterCase(Region),

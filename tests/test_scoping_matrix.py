@@ -23,8 +23,8 @@ from django.db import transaction
 from django.urls import URLResolver, get_resolver, reverse
 
 from customers.models import Channel, Customer, Member, Relationship, Segment
+from stores.access.scoping import scope_global_declaration
 from stores.models import Store
-from stores.scoping import scope_global_declaration
 from tests.conftest import ADMIN_PERSONAS, NON_HQ_PERSONAS
 from tests.scoping_registry import GLOBAL, OUR_APPS, SCOPED
 from tests.scoping_surfaces import (
@@ -127,7 +127,7 @@ def test_every_model_is_in_the_matrix():
         if config.label not in OUR_APPS:
             continue
         for model in config.get_models():
-            # A declared-global model (stores.scoping.GlobalQuerySet) belongs to no store: it is in GLOBAL.
+            # A declared-global model (stores.access.scoping.GlobalQuerySet) belongs to no store: it is in GLOBAL.
             scoped = hasattr(model._default_manager, "for_user") and scope_global_declaration(model) is None
             if scoped and model not in SCOPED:
                 missing.append(f"{_label(model)}: scoped but not registered in tests/scoping_registry.SCOPED")

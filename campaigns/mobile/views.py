@@ -11,9 +11,9 @@ from django.utils.translation import gettext as _
 
 from portal.wecom.gateway import WeComError
 from portal.wecom.oauth import OAuthFailed, oauth_authorize_url, oauth_userid
+from stores.access.scoping import user_scope
+from stores.access.services import user_for_wecom_member
 from stores.models import Staff, Store
-from stores.scoping import user_scope
-from stores.services.access import user_for_wecom_member
 
 OAUTH_SESSION_KEY = "wecom_oauth"
 

@@ -14,7 +14,7 @@ from django.db import migrations, models
 def backfill(apps, schema_editor):
     # The service's SQL (one copy of the SQL normaliser, next to the Python one). If that function ever
     # changes incompatibly, freeze a copy of today's here.
-    from customers.services.members import relationship_mobile_hashes_backfill
+    from customers.members.services import relationship_mobile_hashes_backfill
 
     relationship_mobile_hashes_backfill()
 

@@ -1,6 +1,6 @@
 """Processing stored callback events with handlers registered by the app that owns each event.
 
-    @event_handler("change_contact", "create_user")      # in stores/wecom_handlers.py
+    @event_handler("change_contact", "create_user")      # in stores/org/handlers.py
     def member_created(fields: dict) -> None: ...
 
 ``portal`` never imports the apps: they register in their AppConfig.ready().

@@ -1,7 +1,7 @@
 """Sync kinds that an operator can start from the admin (同步记录 → 立即同步), registered by their apps.
 
     sync_kind_register(SyncKind(kind="addressbook.full", label=_("通讯录全量同步"),
-                                task="stores.tasks.addressbook_sync_task"))
+                                task="stores.org.tasks.addressbook_sync_task"))
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from django.urls import reverse
 from drf_spectacular.generators import SchemaGenerator
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from stores.api.views import StaffViewSet
-from stores.services.access import api_token_issue
+from stores.access.services import api_token_issue
+from stores.org.api import StaffViewSet
 from tests.api.conftest import openapi_schema_load
 
 UPSERT = "/api/v1/members/upsert/"

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi import checks as openapi_checks
 
-from stores.services.access import api_token_issue
+from stores.access.services import api_token_issue
 from tests.api.conftest import openapi_schema_load
 from tests.conftest import PERSONAS
 

@@ -52,7 +52,7 @@ class Acquisition:
 @pytest.fixture
 def poster_channel(wecom_org) -> Acquisition:
     """门店海报 (POSTER): auto-tag 门店海报, a welcome with all three variables and an image; 李导购's code."""
-    from customers.services.acquisition import contact_way_create
+    from customers.acquisition.services import contact_way_create
 
     created = wecom_call("externalcontact/add_corp_tag", data={"group_name": "来源渠道", "tag": [{"name": "门店海报"}]})
     group_data = created["tag_group"]

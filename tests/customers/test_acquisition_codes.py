@@ -7,15 +7,15 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from customers.models import Channel, ContactWay
-from customers.services.acquisition import (
+from customers.acquisition.services import (
     WAY_MEMBERS_MAX,
-    contact_state_decode,
     contact_way_create,
     contact_way_members_refresh,
     contact_ways_create_for_region,
     contact_ways_provision_run,
 )
+from customers.acquisition.state import contact_state_decode
+from customers.models import Channel, ContactWay
 from portal.wecom.gateway import WeComError
 from portal.wecom.models import SyncRun
 from stores.models import Staff

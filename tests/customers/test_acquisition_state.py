@@ -7,9 +7,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from customers.services.acquisition import (
+from customers.acquisition.errors import AcquisitionError
+from customers.acquisition.state import (
     STATE_MAX,
-    AcquisitionError,
     DecodedState,
     StateTooLong,
     contact_state_decode,

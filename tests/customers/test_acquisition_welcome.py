@@ -10,8 +10,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from customers.acquisition.attribution import acquisition_on_add
+from customers.acquisition.services import contact_way_create
+from customers.acquisition.welcome import welcome_preview
 from customers.models import Channel, ContactWay, Customer, Relationship, WelcomeDelivery, WelcomeMessage
-from customers.services.acquisition import acquisition_on_add, contact_way_create, welcome_preview
 from portal.wecom.events import handler_for
 from portal.wecom.gateway import wecom_call
 from tests.conftest import eventually

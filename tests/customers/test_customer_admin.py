@@ -11,10 +11,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from customers.contacts.services import customers_sync_full
+from customers.members.services import mobile_hash
 from customers.models import Customer, Member, Relationship, StageChange, Tag
-from customers.services.members import mobile_hash
-from customers.services.sync import customers_sync_full
-from customers.services.tags import tags_pull
+from customers.tags.services import tags_pull
 from portal import pagination
 from portal.models import AuditEvent
 from portal.wecom.gateway import wecom_call

@@ -9,15 +9,15 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from customers.models import AcquisitionDaily, Relationship
-from customers.services.dashboard import (
+from customers.dashboard.selectors import (
     AcquisitionFilters,
     DashboardError,
-    acquisition_daily_build,
     acquisition_figures,
     acquisition_leaderboards,
     acquisition_today,
 )
+from customers.dashboard.services import acquisition_daily_build
+from customers.models import AcquisitionDaily, Relationship
 from stores.models import Staff
 from tests.customers.dashboard_helpers import at, follow
 from tests.factories import ChannelFactory, StaffFactory
@@ -144,7 +144,7 @@ def test_the_backfill_command_refuses_a_bad_range_clearly_and_writes_nothing(org
 
 
 def test_beat_builds_yesterday_after_midnight_and_refreshes_today(org):
-    from customers.tasks.dashboard import acquisition_today_build_task, acquisition_yesterday_build_task
+    from customers.dashboard.tasks import acquisition_today_build_task, acquisition_yesterday_build_task
     from portal.schedules import schedules_declared
 
     today = timezone.localdate()

@@ -10,8 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 from openpyxl import load_workbook
 
+from customers.dashboard.services import acquisition_daily_build
 from customers.models import AcquisitionDaily, Relationship
-from customers.services.dashboard import acquisition_daily_build
 from tests.customers.dashboard_helpers import at, follow
 
 DASHBOARD = "admin:customers_acquisitiondaily_dashboard"

@@ -11,6 +11,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
+from customers.demo import PARCEL_WELCOME, customers_demo_seed
 from customers.models import (
     Channel,
     ContactWay,
@@ -22,12 +23,11 @@ from customers.models import (
     WelcomeDelivery,
     WelcomeMessage,
 )
-from customers.services.demo import PARCEL_WELCOME, customers_demo_seed
 from portal.wecom.gateway import wecom_call
 from portal.wecom.models import SyncRun
 from portal.wecom.sandbox.control import SandboxControlError
+from stores.demo import OrgSize, org_build, sandbox_mirror_org
 from stores.models import Staff, Store
-from stores.services.demo import OrgSize, org_build, sandbox_mirror_org
 from tests.conftest import eventually
 from tests.customers.acquisition_helpers import sandbox_calls, sandbox_members_load, way_in_sandbox
 

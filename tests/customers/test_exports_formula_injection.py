@@ -26,8 +26,8 @@ from django.utils import timezone
 from import_export.mixins import BaseExportMixin
 from openpyxl import load_workbook
 
+from customers.dashboard.services import acquisition_daily_build
 from customers.models import Channel, ContactWay, Customer, Member
-from customers.services.dashboard import acquisition_daily_build
 from portal.spreadsheets import EXPORT_FORMATS, SafeExportResource, cell_neutralise
 from stores.models import Staff, Store
 from tests.customers.dashboard_helpers import at, follow

@@ -6,15 +6,15 @@ from __future__ import annotations
 import pytest
 from django.db import IntegrityError, transaction
 
-from customers.models import Customer, Stage, StageChange
-from customers.services.lifecycle import (
+from customers.lifecycle.services import (
     DealMoves,
     LifecycleError,
     customer_stage_set,
     stage_on_deal,
     stage_on_first_add,
 )
-from stores.scoping import user_scope
+from customers.models import Customer, Stage, StageChange
+from stores.access.scoping import user_scope
 from tests.customers.segments_helpers import customer
 
 Cause = StageChange.Cause

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from customers.members.services import mobile_hash, mobile_masked
 from customers.models import Customer, Member
-from customers.services.members import mobile_hash, mobile_masked
 from tests.factories import CustomerFactory
 
 CHANGELIST = "admin:customers_member_changelist"

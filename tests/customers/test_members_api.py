@@ -6,10 +6,10 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
+from customers.members.services import mobile_hash
 from customers.models import Member
-from customers.services.members import mobile_hash
+from stores.access.services import access_grant, api_token_issue
 from stores.models import Role
-from stores.services.access import access_grant, api_token_issue
 from tests.factories import UserFactory
 
 UPSERT = "/api/v1/members/upsert/"

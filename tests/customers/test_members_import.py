@@ -14,10 +14,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
+from customers.members.imports import member_import_run
+from customers.members.services import mobile_hash
+from customers.members.tasks import member_import_task
 from customers.models import Member, MemberImport
-from customers.services.members import mobile_hash
-from customers.services.members_import import member_import_run
-from customers.tasks.members import member_import_task
 
 HEADER = ["会员号", "手机号", "unionid", "姓名", "等级", "积分", "累计消费", "消费次数", "最近消费日", "归属门店编码"]
 

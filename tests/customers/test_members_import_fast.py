@@ -14,9 +14,9 @@ import psycopg
 import pytest
 from django.db import OperationalError, connection
 
+from customers.members import imports as members_import
+from customers.members.services import mobile_hash
 from customers.models import Member, MemberImport
-from customers.services import members_import
-from customers.services.members import mobile_hash
 from tests.customers.test_members_import import HEADER, csv_bytes, generated_rows, run
 from tests.factories import CustomerFactory
 

@@ -17,10 +17,10 @@ from django.urls import reverse
 from openpyxl.cell.rich_text import CellRichText, TextBlock
 from openpyxl.cell.text import InlineFont
 
+from customers.members import resources as member_resources
+from customers.members.resources import MemberResource, MemberXLSX
+from customers.members.services import mobile_hash
 from customers.models import Member
-from customers.resources import members as member_resources
-from customers.resources.members import MemberResource, MemberXLSX
-from customers.services.members import mobile_hash
 from portal import spreadsheets
 from portal.xlsx import XlsxUnsupported, xlsx_values
 from stores.models import Store

@@ -10,8 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from customers.models import Customer, Member
-from customers.services.members import (
+from customers.members.services import (
     MemberDataError,
     MemberRecord,
     member_upsert,
@@ -22,6 +21,7 @@ from customers.services.members import (
     remark_mobile_hashes,
     rfm_compute,
 )
+from customers.models import Customer, Member
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db

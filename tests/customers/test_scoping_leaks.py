@@ -20,6 +20,9 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
+from customers.members.imports import member_import_run
+from customers.members.resources import MemberResource
+from customers.members.services import MemberRecord, members_upsert_scoped
 from customers.models import (
     Channel,
     Customer,
@@ -32,14 +35,11 @@ from customers.models import (
     TagGroup,
     WelcomeMessage,
 )
-from customers.resources.members import MemberResource
-from customers.services.members import MemberRecord, members_upsert_scoped
-from customers.services.members_import import member_import_run
-from customers.services.segments import segment_describe
+from customers.segments.selectors import segment_describe
 from portal.admin_base import ScopedAdmin, scope_declared, scoped
+from stores.access.roles import ROLE_PERMISSIONS
+from stores.access.scoping import GlobalQuerySet, scope_global_declaration
 from stores.models import Access, Role
-from stores.roles import ROLE_PERMISSIONS
-from stores.scoping import GlobalQuerySet, scope_global_declaration
 from tests.conftest import PERSONAS
 from tests.factories import ChannelFactory, CustomerFactory, StaffFactory, TagFactory, UserFactory
 from tests.scoping_registry import GLOBAL

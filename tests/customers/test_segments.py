@@ -14,21 +14,23 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from customers.models import Segment, SegmentSnapshot, SegmentSnapshotMember
-from customers.services import segments as segments_service
-from customers.services.segments import (
-    SegmentRuleError,
+from customers.segments import services as segments_service
+from customers.segments.rules import SegmentRuleError, segment_rule_validate
+from customers.segments.selectors import (
     segment_count,
     segment_describe,
-    segment_materialize,
     segment_queryset,
-    segment_rule_validate,
     segment_sample,
+    segment_statement,
+)
+from customers.segments.services import (
+    segment_materialize,
     segment_snapshot_fill,
     segment_snapshot_take,
     segments_recount,
 )
-from customers.tasks.segments import segment_snapshot_fill_task
-from stores.scoping import user_scope
+from customers.segments.tasks import segment_snapshot_fill_task
+from stores.access.scoping import user_scope
 from tests.customers.segments_helpers import at, customer, member, segment, tags
 from tests.factories import ChannelFactory, StaffFactory
 
@@ -170,10 +172,10 @@ def test_the_statement_settings_hold_for_the_segment_statement_only(world, hq_op
     before = current()
     assert before != ("64MB", "1.1")
     with transaction.atomic():  # even inside a caller's transaction (local settings outlive savepoints)
-        with segments_service.segment_statement():
+        with segment_statement():
             assert current() == ("64MB", "1.1")
         assert current() == before
-        with pytest.raises(RuntimeError), segments_service.segment_statement():
+        with pytest.raises(RuntimeError), segment_statement():
             raise RuntimeError("a failed count")
         assert current() == before
 

@@ -8,9 +8,9 @@ import re
 import pytest
 from django.urls import reverse
 
+from customers.lifecycle.services import customer_stage_set
 from customers.models import Segment, SegmentSnapshot, SegmentSnapshotMember, Stage, StageChange
-from customers.services import segments as segments_service
-from customers.services.lifecycle import customer_stage_set
+from customers.segments import services as segments_service
 from tests.customers.segments_helpers import customer, member, segment, tags
 
 ADD = reverse("admin:customers_segment_add")

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from customers.models import Customer, Member, Stage
-from customers.services.segments import segment_matches, segment_queryset
+from customers.segments.rules import segment_matches
+from customers.segments.selectors import segment_queryset
 from tests.customers.segments_helpers import SH, tags
 from tests.factories import ChannelFactory, StaffFactory
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-import customers.services.sync as sync_service
+import customers.contacts.services as sync_service
+from customers.contacts.events import contact_event_apply, transfer_failed_record
+from customers.contacts.services import FULL_KIND, RECONCILE_KIND, customers_reconcile, customers_sync_full
 from customers.models import Customer, Relationship, Tag
-from customers.services.sync import FULL_KIND, RECONCILE_KIND, customers_reconcile, customers_sync_full
-from customers.services.sync_events import contact_event_apply, transfer_failed_record
-from customers.services.tags import tags_pull
+from customers.tags.services import tags_pull
 from portal.models import AuditEvent
 from portal.schedules import schedules_declared
 from portal.wecom.models import SyncRun

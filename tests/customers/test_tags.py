@@ -17,10 +17,10 @@ import pytest
 from django.apps import apps as django_apps
 from django.urls import reverse
 
+from customers.contacts.selection import CustomerSelection, customer_selection_of_ids
+from customers.contacts.services import customers_sync_full
 from customers.models import Customer, Relationship, StageChange, Tag, TagGroup
-from customers.services.selection import CustomerSelection, customer_selection_of_ids
-from customers.services.sync import customers_sync_full
-from customers.services.tags import (
+from customers.tags.services import (
     TAGGING_INLINE_MAX,
     TagError,
     customers_tag,
@@ -30,7 +30,7 @@ from customers.services.tags import (
     tag_ids_purge,
     tags_pull,
 )
-from customers.tasks.sync import customers_tagging_task
+from customers.tags.tasks import customers_tagging_task
 from portal.wecom.gateway import wecom_call
 from portal.wecom.models import SyncRun
 from stores.models import Access

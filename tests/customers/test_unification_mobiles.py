@@ -11,8 +11,9 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from customers.models import Customer, Member, Relationship
-from customers.services.members import (
+from customers.contacts.events import contact_event_apply
+from customers.contacts.services import customers_sync_full
+from customers.members.services import (
     MemberRecord,
     member_upsert,
     members_unify,
@@ -22,8 +23,7 @@ from customers.services.members import (
     relationship_mobile_hashes_backfill,
     remark_mobile_hashes,
 )
-from customers.services.sync import customers_sync_full
-from customers.services.sync_events import contact_event_apply
+from customers.models import Customer, Member, Relationship
 from portal.wecom.gateway import wecom_call
 from tests.customers.sync_helpers import customers_load, wecom_org
 from tests.factories import CustomerFactory
@@ -37,7 +37,7 @@ MOBILE = "13800001234"
 def unify_runs(monkeypatch) -> list[dict]:
     """members_unify_task runs its body here, in the test's transaction, once enqueue_after_commit sends it
     (a worker's way of closing connections would end the test's transaction); returns what was sent."""
-    from customers.tasks.members import members_unify_task
+    from customers.members.tasks import members_unify_task
 
     sent: list[dict] = []
 

@@ -14,8 +14,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
+from customers.members.imports import member_import_files_purge
 from customers.models import MemberImport
-from customers.services.members_import import member_import_files_purge
 from portal.schedules import schedules_declared
 from portal.uploads import ImportPreviewStorage
 from tests.customers.test_members_import import csv_bytes, job_for, run
@@ -74,7 +74,7 @@ def test_files_past_the_retention_are_deleted_and_an_unfinished_job_says_why(org
 def test_the_purge_is_a_beat_job():
     schedule = {s.name: s for s in schedules_declared()}["customers.member_import_files_purge"]
 
-    assert schedule.task == "customers.tasks.members.member_import_files_purge_task"
+    assert schedule.task == "customers.members.tasks.member_import_files_purge_task"
     assert schedule.every_seconds == 3600
 
 

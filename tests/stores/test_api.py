@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.urls import reverse
 
+from stores.access.services import access_grant, api_token_issue, api_token_revoke
 from stores.models import ApiToken, Role
-from stores.services.access import access_grant, api_token_issue, api_token_revoke
 from tests.factories import UserFactory
 
 

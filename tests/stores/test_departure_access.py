@@ -10,10 +10,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal.models import AuditEvent
+from stores.access.scoping import ScopeKind, user_scope
+from stores.access.services import access_grant, api_token_issue, user_for_wecom_member
 from stores.models import Access, ApiToken, Role, Staff
-from stores.scoping import ScopeKind, user_scope
-from stores.services.access import access_grant, api_token_issue, user_for_wecom_member
-from stores.services.org import OrgError, staff_depart
+from stores.org.services import OrgError, staff_depart
 from tests.factories import StaffFactory
 from tests.test_mobile_wecom_login import _follow_sandbox
 
@@ -166,7 +166,7 @@ def wecom_org(org, sandbox):
 
 
 def test_a_member_deleted_in_wecom_is_locked_out_by_the_event_sync(client, wecom_org, sandbox, staff_of_a):
-    from stores.services.addressbook import member_sync_one
+    from stores.org.addressbook import member_sync_one
 
     client.force_login(staff_of_a)
     sandbox.do("members/delete", userid="a-guide")
@@ -175,7 +175,7 @@ def test_a_member_deleted_in_wecom_is_locked_out_by_the_event_sync(client, wecom
 
 
 def test_a_delete_user_callback_locks_the_member_out(client, wecom_org, store_manager_of_a):
-    from stores.wecom_handlers import member_deleted
+    from stores.org.handlers import member_deleted
 
     key = api_token_issue(name="门店A收银", user=store_manager_of_a).key
     member_deleted({"UserID": "a-manager"})
@@ -183,7 +183,7 @@ def test_a_delete_user_callback_locks_the_member_out(client, wecom_org, store_ma
 
 
 def test_a_member_missing_from_the_full_sync_is_locked_out(client, wecom_org, sandbox, staff_of_a, store_manager_of_a):
-    from stores.services.addressbook import addressbook_sync_full
+    from stores.org.addressbook import addressbook_sync_full
 
     client.force_login(staff_of_a)
     sandbox.do("members/delete", userid="a-guide")

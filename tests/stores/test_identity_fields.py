@@ -1,4 +1,4 @@
-"""Identity and scope fields are never writable by the roles they govern (stores/field_policy.py).
+"""Identity and scope fields are never writable by the roles they govern (stores/access/field_policy.py).
 
 WeCom owns a member's userid, name and mobile (only the address-book sync changes them); HQ editors own a
 member's store and position, a store's region, franchisee, kind and WeCom department, and every Access.
@@ -12,8 +12,8 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from portal.models import AuditEvent
+from stores.access.services import access_grant, api_token_issue, user_for_wecom_member
 from stores.models import Access, Role, Staff, Store
-from stores.services.access import access_grant, api_token_issue, user_for_wecom_member
 from tests.factories import StaffFactory, UserFactory
 from tests.stores.test_import_export import STAFF_HEADER, STORE_HEADER, import_preview, xlsx
 
@@ -307,7 +307,7 @@ def wecom_org(org, sandbox):
 
 
 def test_the_sync_moving_a_member_between_stores_is_audited(wecom_org, sandbox):
-    from stores.services.addressbook import member_sync_one
+    from stores.org.addressbook import member_sync_one
 
     sandbox.do("addressbook/load", members=[{"userid": "a-guide", "name": "李导购", "department": [20]}])
     assert member_sync_one(userid="a-guide") == "upserted"
@@ -317,7 +317,7 @@ def test_the_sync_moving_a_member_between_stores_is_audited(wecom_org, sandbox):
 
 
 def test_a_userid_renamed_in_wecom_keeps_the_row_and_is_audited(wecom_org, sandbox):
-    from stores.wecom_handlers import member_changed
+    from stores.org.handlers import member_changed
 
     sandbox.do("addressbook/load", members=[{"userid": "a-guide-2", "name": "李导购", "department": [10]}])
     member_changed({"UserID": "a-guide", "NewUserID": "a-guide-2"})
@@ -328,7 +328,7 @@ def test_a_userid_renamed_in_wecom_keeps_the_row_and_is_audited(wecom_org, sandb
 
 
 def test_a_userid_rename_onto_an_existing_member_renames_nothing(wecom_org):
-    from stores.services.addressbook import member_userid_rename
+    from stores.org.addressbook import member_userid_rename
 
     assert not member_userid_rename(old="a-guide", new="a-manager")
     wecom_org.guide_a.refresh_from_db()
@@ -336,7 +336,7 @@ def test_a_userid_rename_onto_an_existing_member_renames_nothing(wecom_org):
 
 
 def test_a_department_deleted_in_wecom_unlinks_its_store_and_is_audited(wecom_org):
-    from stores.wecom_handlers import department_deleted
+    from stores.org.handlers import department_deleted
 
     department_deleted({"Id": "10"})
     wecom_org.store_a.refresh_from_db()

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from portal.models import AuditEvent
 from stores.models import Staff, Store
-from stores.services.org import OrgError, staff_depart, staff_move, store_close
+from stores.org.services import OrgError, staff_depart, staff_move, store_close
 from tests.factories import StoreFactory
 
 

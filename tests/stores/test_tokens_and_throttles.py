@@ -15,9 +15,9 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
-from stores.api.auth import ApiTokenScopePermission
+from stores.access.api_auth import ApiTokenScopePermission
+from stores.access.services import ApiTokenError, api_token_issue, api_token_revoke
 from stores.models import ApiToken
-from stores.services.access import ApiTokenError, api_token_issue, api_token_revoke
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ import pytest
 
 from portal.wecom.models import SyncRun
 from stores.models import Staff
-from stores.services.addressbook import addressbook_sync_full, member_sync_one
+from stores.org.addressbook import addressbook_sync_full, member_sync_one
 from tests.conftest import eventually
 
 

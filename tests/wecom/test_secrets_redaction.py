@@ -21,8 +21,9 @@ from django.db.models.functions import Cast
 from django.urls import reverse
 from django.utils import timezone
 
+from customers.acquisition.services import contact_ways_deactivate
+from customers.acquisition.welcome import welcome_send
 from customers.models import ContactWay, WelcomeDelivery, WelcomeMessage
-from customers.services.acquisition import contact_ways_deactivate, welcome_send
 from portal.embedded import free_port
 from portal.wecom.callbacks import callback_store
 from portal.wecom.events import callback_event_process
@@ -30,7 +31,7 @@ from portal.wecom.gateway import WeComError, WeComUnavailable, wecom_call, wecom
 from portal.wecom.models import CallbackEvent, SyncRun, WeComCall
 from portal.wecom.oauth import oauth_userid
 from portal.wecom.redaction import SecretsRedactingFilter, text_redact
-from stores.services.addressbook import addressbook_sync_full
+from stores.org.addressbook import addressbook_sync_full
 from tests.factories import contact_way_in, relationship_in
 
 # Characters a URL percent-encodes, so the encoded form is searched for as well as the raw one.

@@ -2,7 +2,8 @@ from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 
-from customers.services.dashboard import DashboardError, acquisition_stats_backfill
+from customers.dashboard.selectors import DashboardError
+from customers.dashboard.services import acquisition_stats_backfill
 
 
 def _date(value: str) -> date:

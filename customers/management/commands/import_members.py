@@ -9,8 +9,7 @@ from pathlib import Path
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 
-from customers.models import MemberImport
-from customers.services.members_import import (
+from customers.members.imports import (
     ACCEPTED_SUFFIXES,
     ImportTimings,
     MemberImportError,
@@ -18,6 +17,7 @@ from customers.services.members_import import (
     member_import_enqueue,
     member_import_run,
 )
+from customers.models import MemberImport
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ from django.utils.translation import gettext as _
 
 from portal.demo import DemoSeedError, demo_seeders
 from portal.wecom.sandbox.control import SandboxControlError
-from stores.services.demo import DEMO_PASSWORD, OrgSize, org_build, sandbox_mirror_org
+from stores.demo import DEMO_PASSWORD, OrgSize, org_build, sandbox_mirror_org
 
 
 class Command(BaseCommand):

@@ -1,1 +1,0 @@
-"""django-import-export resources of the customers app, one module per area."""
