@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.filters import RelatedFieldListFilter
 from django.contrib.admin.utils import get_fields_from_path
-from django.http import Http404
+from django.http import Http404, HttpResponseRedirect
 
+from portal.errors import DomainError
 from portal.field_policy import field_policy_for, guarded_changes_audit, guarded_values_stored
 from portal.pagination import EstimatedCountPaginator
 
@@ -95,6 +96,30 @@ class ScopedAdmin(admin.ModelAdmin):
                     item = (path, ScopedRelatedFieldListFilter)
             filters.append(item)
         return filters
+
+    # -- a service's DomainError: said on the page it came from, nothing changed (one place for the admin) --
+
+    def _refused(self, request, exc: DomainError):
+        self.message_user(request, exc.message, messages.ERROR)
+        return HttpResponseRedirect(request.get_full_path())
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:  # Django's changeform_view runs in a transaction: the refusal rolls it back
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as exc:
+            return self._refused(request, exc)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except DomainError as exc:
+            return self._refused(request, exc)
+
+    def response_action(self, request, queryset):
+        try:  # every bulk action, Django's delete_selected included
+            return super().response_action(request, queryset)
+        except DomainError as exc:
+            return self._refused(request, exc)
 
     def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
         # Django redirects to the index with "may have been deleted"; a 404 leaks nothing either way.

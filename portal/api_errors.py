@@ -15,6 +15,9 @@ from __future__ import annotations
 from django.http import JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, serializers
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from portal.errors import DomainError
 
 API_PREFIX = "/api/"
 
@@ -128,3 +131,10 @@ def server_error(request, *args, **kwargs):
     if _is_api(request):
         return JsonResponse({"detail": str(exceptions.APIException.default_detail)}, status=500)
     return defaults.server_error(request, *args, **kwargs)
+
+
+def exception_handler(exc, context):
+    """DRF's handler, and a service's DomainError as a 400 ``{"detail": reason}`` (one place for the API)."""
+    if isinstance(exc, DomainError):
+        exc = exceptions.ValidationError({"detail": exc.message})
+    return drf_exception_handler(exc, context)

@@ -187,6 +187,8 @@ REST_FRAMEWORK = {
                                "user": env_str("API_USER_RATE", "1200/min"),
                                "anon": env_str("API_ANON_RATE", "60/min")},
     "NUM_PROXIES": XIAOER_TRUSTED_PROXY_COUNT,
+    # A service's DomainError answers 400 with its reason (portal/errors.py).
+    "EXCEPTION_HANDLER": "portal.api_errors.exception_handler",
 }
 # API tokens expire: XIAOER_API_TOKEN_DAYS after issue unless chosen otherwise, never later than the maximum.
 XIAOER_API_TOKEN_DAYS = env_int("XIAOER_API_TOKEN_DAYS", 365)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.utils.translation import gettext as _
 
+from portal.errors import DomainError
 from portal.wecom.gateway import WeComError, WeComUnavailable
 
 
-class AcquisitionError(ValueError):
+class AcquisitionError(DomainError):
     """Bad input for an acquisition action, with a message a user can read."""
 
 

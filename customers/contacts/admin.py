@@ -35,7 +35,7 @@ from customers.contacts.selection import (
     customers_search,
 )
 from customers.contacts.selectors import customer_sections
-from customers.contacts.services import DESCRIPTION_MAX, REMARK_MAX, RemarkError, customer_sync_one, relationship_remark
+from customers.contacts.services import DESCRIPTION_MAX, REMARK_MAX, customer_sync_one, relationship_remark
 from customers.members.services import MemberDataError, mobile_masked, mobile_normalize
 from customers.models import Customer, Member, Relationship, Tag
 from customers.tags.services import TagError, customers_tag
@@ -442,9 +442,4 @@ class RelationshipAdmin(ScopedAdmin):
         relationship_remark(relationship=current, remark=form.cleaned_data["remark"],
                             description=form.cleaned_data["description"], by=request.user)
 
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except RemarkError as exc:  # WeCom refused or the input is too long: nothing was changed anywhere
-            self.message_user(request, str(exc), messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
+    # WeCom refusing the remark, or one too long, is a RemarkError: ScopedAdmin says so, nothing changes.

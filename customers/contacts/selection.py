@@ -19,6 +19,7 @@ from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
 
 from customers.models import Customer, Stage
+from portal.errors import DomainError
 from stores.access.scoping import region_ids_with_descendants
 
 EXTERNAL_USERID = re.compile(r"^w[mo][A-Za-z0-9_-]{6,}$")  # WeChat (wm…) and WeCom (wo…) external contacts
@@ -37,7 +38,7 @@ IDS_MAX = 5000  # ticked rows (a page holds at most a few hundred); more is "sel
 ID_MAX = 2**63 - 1
 
 
-class CustomerSelectionError(ValueError):
+class CustomerSelectionError(DomainError):
     """A selection that cannot be stored or read back, in words an operator can act on."""
 
 

@@ -45,6 +45,7 @@ from customers.lifecycle.services import customer_stage_set, stage_on_first_add
 from customers.members.services import remark_mobile_hashes
 from customers.models import STAGE_ORDER, Customer, Member, Relationship, StageChange, Tag
 from portal.audit import audit_record
+from portal.errors import DomainError
 from portal.tasks import enqueue_after_commit
 from portal.wecom.gateway import WeComError, wecom_call
 from portal.wecom.models import SyncRun
@@ -607,7 +608,7 @@ REMARK_MAX = 20  # WeCom's remark page says 20 (WECOM.md says 30; the documentat
 DESCRIPTION_MAX = 150
 
 
-class RemarkError(ValueError):
+class RemarkError(DomainError):
     pass
 
 

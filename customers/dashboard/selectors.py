@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers.models import AcquisitionDaily, Channel, Relationship
+from portal.errors import DomainError
 from stores.access.scoping import ScopeKind, UserScope, region_ids_with_descendants, user_scope
 from stores.models import Franchisee, Region, Staff, Store
 
@@ -25,7 +26,7 @@ GROUP_BYS = ("region", "franchisee", "store", "staff", "channel", "day")
 MAX_RANGE_DAYS = 366
 
 
-class DashboardError(ValueError):
+class DashboardError(DomainError):
     pass
 
 

@@ -23,9 +23,10 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
 from customers.models import STAGE_ORDER, Customer, Stage, StageChange
+from portal.errors import DomainError
 
 
-class LifecycleError(ValueError):
+class LifecycleError(DomainError):
     pass
 
 

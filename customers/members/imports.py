@@ -61,6 +61,7 @@ from customers.members.services import (
     mobile_normalize,
 )
 from customers.models import MemberImport
+from portal.errors import DomainError
 from portal.spreadsheets import CSV_MAX_LINE_CHARS, line_too_long_message
 from portal.uploads import FileRefused
 from portal.xlsx import JOB_LIMITS, XlsxUnsupported, openpyxl_rows, xlsx_open
@@ -87,7 +88,7 @@ MEMBER_NO_CONSTRAINT = "member_member_no_unique"
 DEADLOCK_DETECTED = "40P01"
 
 
-class MemberImportError(Exception):
+class MemberImportError(DomainError):
     """The file as a whole cannot be imported; the message tells the user what to fix."""
 
 

@@ -34,6 +34,7 @@ from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
 from customers.models import Member
+from portal.errors import DomainError
 from stores.access.scoping import user_scope
 from stores.models import Store
 
@@ -49,7 +50,7 @@ SPEND_MAX = Decimal("999999999999.99")  # max_digits=14, decimal_places=2
 CONFLICT_SAMPLE = 20
 
 
-class MemberDataError(ValueError):
+class MemberDataError(DomainError):
     """A value a user sent that cannot be stored; the message says why, in Chinese."""
 
 

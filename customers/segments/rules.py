@@ -69,6 +69,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers.models import Channel, Stage, Tag
+from portal.errors import DomainError
 from stores.access.scoping import region_ids_with_descendants
 from stores.models import Franchisee, Region, Staff, Store
 
@@ -84,7 +85,7 @@ MAX_RFM = 32767
 ID_MODELS = {"regions": Region, "franchisees": Franchisee, "stores": Store, "staff": Staff, "channels": Channel}
 
 
-class SegmentRuleError(ValueError):
+class SegmentRuleError(DomainError):
     """A rule that cannot be compiled; ``messages`` are for the person who wrote it."""
 
     def __init__(self, messages: list[str]):

@@ -37,27 +37,11 @@ def _validation(call):
 
 
 class TagErrorsAsMessagesMixin:
-    """WeCom refusing an edit after our checks passed: say why, change nothing, stay on the form."""
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except TagError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
-
-    def delete_view(self, request, object_id, extra_context=None):
-        try:
-            return super().delete_view(request, object_id, extra_context)
-        except TagError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
+    """Tags are only marked deleted (as in WeCom), through the tag services; WeCom refusing an edit after our
+    checks passed is a TagError, said on the page by ScopedAdmin."""
 
     def delete_queryset(self, request, queryset):
-        try:
-            self._delete(request, list(queryset))
-        except TagError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
+        self._delete(request, list(queryset))
 
     def delete_model(self, request, obj):
         self._delete(request, [obj])

@@ -27,6 +27,7 @@ from customers.contacts.selection import CustomerSelection, CustomerSelectionErr
 from customers.contacts.services import customers_refresh, session_lock
 from customers.models import Relationship, Tag, TagGroup
 from portal.audit import audit_record
+from portal.errors import DomainError
 from portal.pagination import capped_count
 from portal.tasks import enqueue_after_commit
 from portal.wecom.gateway import WeComError, WeComRateLimited, WeComUnavailable, wecom_call
@@ -41,7 +42,7 @@ ERROR_SAMPLES = 20
 PURGE_BATCH = 5000
 
 
-class TagError(ValueError):
+class TagError(DomainError):
     """Bad input or a refusal from WeCom, in words an operator can act on."""
 
 

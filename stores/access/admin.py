@@ -45,7 +45,7 @@ class AccessAdmin(ScopedAdmin):
     list_select_related = ("user", "franchisee", "store", "staff")
     autocomplete_fields = ("user", "regions", "franchisee", "store", "staff")
 
-    # Every field of an Access is HQ's (stores/access/field_policy.py): whoever else holds a permission on it only reads.
+    # Every field of an Access is HQ's (stores/access/field_policy.py): anyone else with a permission only reads.
     def has_change_permission(self, request, obj=None):
         return super().has_change_permission(request, obj) and user_edits_for_hq(request.user)
 

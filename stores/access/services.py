@@ -17,12 +17,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.audit import audit_record
+from portal.errors import DomainError
 from stores.access.models import HQ_ROLES, api_key_hash
 from stores.access.roles import ROLE_GROUP_NAMES, ROLE_PERMISSIONS
 from stores.models import Access, ApiToken, Franchisee, Region, Role, Staff, Store
 
 
-class AccessError(ValueError):
+class AccessError(DomainError):
     pass
 
 
@@ -114,7 +115,7 @@ class IssuedToken:
     key: str  # shown once; only the hash is kept
 
 
-class ApiTokenError(ValueError):
+class ApiTokenError(DomainError):
     """A token that cannot be issued as asked (a message a user can read)."""
 
 

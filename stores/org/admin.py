@@ -1,5 +1,5 @@
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Count, Q
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
@@ -11,7 +11,7 @@ from portal.field_policy import field_policy_for
 from portal.spreadsheets import SpreadsheetAdminMixin
 from stores.models import Franchisee, Region, Staff, Store
 from stores.org.resources import StaffResource, StoreResource
-from stores.org.services import OrgError, staff_depart, staff_move, store_close, store_reopen
+from stores.org.services import staff_depart, staff_move, store_close, store_reopen
 
 
 class ScopedImportExportAdmin(SpreadsheetAdminMixin, ImportExportMixin, ScopedAdmin):
@@ -122,11 +122,7 @@ class StaffAdmin(ScopedImportExportAdmin):
         if "apply" in request.POST:
             form = StaffMoveForm(request.POST, user=request.user)
             if form.is_valid():
-                try:
-                    moved = staff_move(staff=queryset, to_store=form.cleaned_data["to_store"], by=request.user)
-                except OrgError as exc:
-                    self.message_user(request, str(exc), messages.ERROR)
-                    return None
+                moved = staff_move(staff=queryset, to_store=form.cleaned_data["to_store"], by=request.user)
                 self.message_user(request, ngettext("已调动 %(n)d 名员工", "已调动 %(n)d 名员工", moved) % {"n": moved})
                 return None
         else:
@@ -138,10 +134,6 @@ class StaffAdmin(ScopedImportExportAdmin):
 
     @admin.action(description=_("标记所选员工离职"), permissions=["depart"])
     def depart_selected(self, request, queryset):
-        try:
-            departed = staff_depart(staff=queryset, by=request.user)
-        except OrgError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            return
+        departed = staff_depart(staff=queryset, by=request.user)  # an OrgError is said by ScopedAdmin
         self.message_user(request, ngettext("已标记 %(n)d 名员工离职", "已标记 %(n)d 名员工离职", departed) % {
             "n": departed})

@@ -10,12 +10,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.audit import audit_record
+from portal.errors import DomainError
 from stores.access.field_policy import user_edits_for_hq
 from stores.access.services import access_end_for_departed
 from stores.models import Staff, Store
 
 
-class OrgError(ValueError):
+class OrgError(DomainError):
     pass
 
 
