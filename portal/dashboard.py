@@ -8,6 +8,8 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from portal.registry import registry_add
+
 
 @dataclass(frozen=True)
 class Panel:
@@ -21,7 +23,7 @@ _PANELS: dict[str, Panel] = {}
 
 
 def panel_register(panel: Panel) -> None:
-    _PANELS[panel.key] = panel
+    registry_add(_PANELS, panel.key, panel, what="工作台 panel")
 
 
 def panels_for(request: HttpRequest) -> list[dict[str, Any]]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from portal.registry import registry_add
+
 
 class DemoSeedError(Exception):
     pass
@@ -26,7 +28,7 @@ _SEEDERS: dict[str, DemoSeeder] = {}
 
 
 def demo_seeder_register(*, name: str, seed: Callable[[], str]) -> None:
-    _SEEDERS[name] = DemoSeeder(name=name, seed=seed)
+    registry_add(_SEEDERS, name, DemoSeeder(name=name, seed=seed), what="demo seeder")
 
 
 def demo_seeders() -> list[DemoSeeder]:

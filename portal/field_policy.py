@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from django.db import models
 
 from portal.audit import audit_record
+from portal.registry import registry_add
 
 
 class FieldPolicy(Protocol):
@@ -30,7 +31,7 @@ _POLICIES: dict[type[models.Model], FieldPolicy] = {}
 
 
 def field_policy_register(*, model: type[models.Model], policy: FieldPolicy) -> None:
-    _POLICIES[model._meta.concrete_model] = policy
+    registry_add(_POLICIES, model._meta.concrete_model, policy, what="field policy")
 
 
 def field_policy_for(model: type[models.Model]) -> FieldPolicy | None:

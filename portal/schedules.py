@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from portal.registry import registry_add
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -24,7 +26,7 @@ _SCHEDULES: dict[str, Schedule] = {}
 def schedule_register(schedule: Schedule) -> None:
     if (schedule.every_seconds is None) == (schedule.crontab is None):
         raise ValueError(f"schedule {schedule.name} needs exactly one of every_seconds or crontab")
-    _SCHEDULES[schedule.name] = schedule
+    registry_add(_SCHEDULES, schedule.name, schedule, what="beat schedule")
 
 
 def schedules_declared() -> list[Schedule]:

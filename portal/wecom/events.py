@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from portal.registry import registry_add
 from portal.wecom.models import CallbackEvent
 from portal.wecom.redaction import text_redact
 
@@ -26,7 +27,7 @@ MAX_AUTOMATIC_ATTEMPTS = 5
 
 def event_handler(event: str, change_type: str = "*"):
     def register(func: Handler) -> Handler:
-        _HANDLERS[(event, change_type)] = func
+        registry_add(_HANDLERS, (event, change_type), func, what="WeCom event handler")
         return func
 
     return register

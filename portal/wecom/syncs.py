@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from celery import current_app
 
+from portal.registry import registry_add
+
 
 @dataclass(frozen=True)
 class SyncKind:
@@ -22,7 +24,7 @@ _KINDS: dict[str, SyncKind] = {}
 
 
 def sync_kind_register(kind: SyncKind) -> None:
-    _KINDS[kind.kind] = kind
+    registry_add(_KINDS, kind.kind, kind, what="sync kind")
 
 
 def sync_kinds() -> list[SyncKind]:

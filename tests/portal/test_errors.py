@@ -43,7 +43,7 @@ def test_every_error_the_apps_raise_for_a_refused_rule_is_a_domain_error():
     found = dict(_app_error_classes())
     assert {"TagError", "OrgError", "MemberDataError", "SegmentRuleError", "AcquisitionError"} <= set(found)
     strays = sorted(name for name, cls in found.items() if not issubclass(cls, DomainError) and name not in NOT_DOMAIN)
-    assert not strays, f"error classes outside portal.errors.DomainError (derive it, or say why in NOT_DOMAIN): {strays}"
+    assert not strays, f"error classes outside DomainError (derive it, or say why in NOT_DOMAIN): {strays}"
 
 
 def test_a_refusal_during_an_admin_action_is_said_on_the_list_and_changes_nothing(client, hq_operator, org,
