@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from customers.acquisition.errors import AcquisitionError, wecom_error_text
 from customers.acquisition.selectors import WAY_MEMBERS_MAX, store_members
 from customers.acquisition.state import _CHANNEL_RE, contact_state_encode
+from customers.acquisition.tasks import contact_ways_provision_task
 from customers.models import Channel, ContactWay, WelcomeMessage
 from portal.audit import audit_record
 from portal.tasks import enqueue_after_commit
@@ -182,8 +183,6 @@ def contact_ways_create_for_region(*, region: Region, channel: Channel | None, k
         run = SyncRun.objects.create(kind=RUN_KIND, progress=progress)
         audit_record(action="contact_way.create_for_region", target_type="stores.region", target_ids=[region.pk],
                      by=by, detail={"kind": kind, "channel": progress["channel_id"], "run": run.pk})
-        from customers.acquisition.tasks import contact_ways_provision_task
-
         enqueue_after_commit(contact_ways_provision_task, run_id=run.pk)
     return RegionCodes(run=run, stores=len(store_ids), new_codes=progress["new"], pending=progress["pending"])
 

@@ -43,6 +43,7 @@ from django.utils.translation import gettext as _
 
 from customers.lifecycle.services import customer_stage_set, stage_on_first_add
 from customers.members.services import remark_mobile_hashes
+from customers.members.tasks import members_unify_task
 from customers.models import STAGE_ORDER, Customer, Member, Relationship, StageChange, Tag
 from portal.audit import audit_record
 from portal.errors import DomainError
@@ -226,8 +227,6 @@ def members_unify_for_hashes(*, hashes: set[str]) -> list[int]:
     member_ids = sorted(Member.objects.filter(mobile_hash__in=sorted(hashes)).exclude(mobile_hash="")
                         .values_list("pk", flat=True))  # the exclude matches the mobile_hash index predicate
     if member_ids:
-        from customers.members.tasks import members_unify_task
-
         enqueue_after_commit(members_unify_task, member_ids=member_ids)
     return member_ids
 

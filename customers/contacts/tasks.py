@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from customers.contacts.services import customers_reconcile, customers_sync_full
 from portal.tasks import enqueue_after_commit, xiaoer_task
 from portal.wecom.models import SyncRun
 
@@ -13,6 +12,8 @@ FULL_SYNC_SLICE_SECONDS = 600
 
 @xiaoer_task()
 def customers_sync_full_task() -> dict:
+    from customers.contacts.services import customers_sync_full
+
     run = customers_sync_full(time_budget=FULL_SYNC_SLICE_SECONDS)
     if run is None:
         return {"status": "already running elsewhere"}
@@ -23,5 +24,7 @@ def customers_sync_full_task() -> dict:
 
 @xiaoer_task()
 def customers_reconcile_task() -> dict:
+    from customers.contacts.services import customers_reconcile
+
     run = customers_reconcile()
     return {"status": run.status, **{k: v for k, v in run.progress.items() if k != "samples"}}

@@ -60,6 +60,7 @@ from customers.members.services import (
     members_unify_scope_table,
     mobile_normalize,
 )
+from customers.members.tasks import member_import_task
 from customers.models import MemberImport
 from portal.errors import DomainError
 from portal.spreadsheets import CSV_MAX_LINE_CHARS, line_too_long_message
@@ -805,7 +806,6 @@ def member_file_check(binary) -> None:
 
 def member_import_enqueue(*, job: MemberImport) -> None:
     """Run the job on a worker once the upload is committed."""
-    from customers.members.tasks import member_import_task
     from portal.tasks import enqueue_after_commit
 
     enqueue_after_commit(member_import_task, job_id=job.pk)

@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 from customers.models import Segment, SegmentSnapshot
 from customers.segments.rules import SegmentRuleError, segment_rule_normalize
 from customers.segments.selectors import _system_queryset, segment_count, segment_queryset, segment_statement
+from customers.segments.tasks import segment_snapshot_fill_task
 
 SNAPSHOT_SYNC_MAX = 200_000  # bigger segments are materialized by a Celery task, not in the request
 
@@ -43,7 +44,7 @@ def _snapshot_create(*, segment: Segment, by, status: str) -> SegmentSnapshot:
 
 def segment_snapshot_take(*, segment: Segment, by) -> SegmentSnapshot:
     """Materialize at once when the segment is small; leave a big one to a Celery task (status shown)."""
-    if segment_count(segment=segment, by=by) <= SNAPSHOT_SYNC_MAX:
+    if segment_count(segment=segment, viewer=by) <= SNAPSHOT_SYNC_MAX:
         return segment_materialize(segment=segment, by=by)
     return segment_materialize_enqueue(segment=segment, by=by)
 
@@ -56,7 +57,6 @@ def segment_materialize(*, segment: Segment, by) -> SegmentSnapshot:
 
 def segment_materialize_enqueue(*, segment: Segment, by) -> SegmentSnapshot:
     """The same for big segments: the snapshot is queued and a Celery task fills it."""
-    from customers.segments.tasks import segment_snapshot_fill_task
     from portal.tasks import enqueue_after_commit
 
     snapshot = _snapshot_create(segment=segment, by=by, status=SegmentSnapshot.Status.QUEUED)
@@ -91,7 +91,7 @@ def segment_snapshot_fill(*, snapshot_id: int) -> SegmentSnapshot:
 
 
 def _snapshot_insert(*, snapshot: SegmentSnapshot) -> int:
-    queryset = segment_queryset(rule=snapshot.rule, by=snapshot.created_by).order_by().values("pk")
+    queryset = segment_queryset(rule=snapshot.rule, viewer=snapshot.created_by).order_by().values("pk")
     # str(queryset.query) does not quote parameters: take the SQL and its parameters separately.
     sql, params = queryset.query.sql_with_params()
     with segment_statement(), connection.cursor() as cursor:

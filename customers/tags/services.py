@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 from customers.contacts.selection import CustomerSelection, CustomerSelectionError, customers_selected
 from customers.contacts.services import customers_refresh, session_lock
 from customers.models import Relationship, Tag, TagGroup
+from customers.tags.tasks import customers_tagging_task, tags_purge_task
 from portal.audit import audit_record
 from portal.errors import DomainError
 from portal.pagination import capped_count
@@ -146,8 +147,6 @@ def tags_pull(*, group_ids: list[str] | None = None, tag_ids: list[str] | None =
         _groups_apply(groups)
         deleted = sorted(live_before - set(Tag.objects.filter(deleted=False).values_list("pk", flat=True)))
         if deleted:
-            from customers.tags.tasks import tags_purge_task
-
             enqueue_after_commit(tags_purge_task, tag_ids=deleted)
     return TagPull(groups=len(groups), tags=len(listed_tags), deleted_tag_ids=deleted)
 
@@ -289,8 +288,6 @@ def customers_tag(*, selection: CustomerSelection, add: list[Tag], remove: list[
                          "customers_estimate": estimate})
     if estimate <= TAGGING_INLINE_MAX:
         return customers_tagging_run(run_id=run.pk)
-    from customers.tags.tasks import customers_tagging_task
-
     enqueue_after_commit(customers_tagging_task, run_id=run.pk)
     return run
 

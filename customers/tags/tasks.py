@@ -6,7 +6,6 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from customers.tags.services import TAGGING_KIND, customers_tagging_run, tag_ids_purge, tags_pull
 from portal.tasks import enqueue_after_commit, xiaoer_task
 from portal.wecom.gateway import WeComRateLimited, WeComUnavailable
 from portal.wecom.models import SyncRun
@@ -16,12 +15,16 @@ TAGGING_STALE_AFTER = timedelta(minutes=10)
 
 @xiaoer_task(autoretry_for=(WeComRateLimited, WeComUnavailable))
 def customers_tagging_task(*, run_id: int) -> str:
+    from customers.tags.services import customers_tagging_run
+
     return customers_tagging_run(run_id=run_id).status
 
 
 @xiaoer_task()
 def customers_tagging_resume_task() -> int:
     """Tagging jobs whose worker died or gave up retrying: continue them (a running one ignores the call)."""
+    from customers.tags.services import TAGGING_KIND
+
     stale = SyncRun.objects.filter(kind=TAGGING_KIND, status=SyncRun.Status.RUNNING,
                                    started_at__lt=timezone.now() - TAGGING_STALE_AFTER)
     ids = list(stale.values_list("pk", flat=True)[:100])
@@ -32,10 +35,14 @@ def customers_tagging_resume_task() -> int:
 
 @xiaoer_task(autoretry_for=(WeComRateLimited, WeComUnavailable))
 def tags_pull_task() -> dict:
+    from customers.tags.services import tags_pull
+
     pulled = tags_pull()
     return {"groups": pulled.groups, "tags": pulled.tags, "deleted": len(pulled.deleted_tag_ids)}
 
 
 @xiaoer_task()
 def tags_purge_task(*, tag_ids: list[int]) -> int:
+    from customers.tags.services import tag_ids_purge
+
     return tag_ids_purge(tag_ids=tag_ids)

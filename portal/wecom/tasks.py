@@ -4,16 +4,19 @@ from django.conf import settings
 from django.utils import timezone
 
 from portal.tasks import xiaoer_task
-from portal.wecom.events import callback_event_process, callback_events_due, callback_events_purge
 
 
 @xiaoer_task()
 def callback_process_task(*, event_id: int, force: bool = False) -> str:
+    from portal.wecom.events import callback_event_process
+
     return callback_event_process(event_id=event_id, force=force)
 
 
 @xiaoer_task()
 def callbacks_requeue_task() -> int:
+    from portal.wecom.events import callback_events_due
+
     due = callback_events_due()
     for event_id in due:
         callback_process_task.apply_async(kwargs={"event_id": event_id})
@@ -31,5 +34,7 @@ def calls_purge_task() -> int:
 
 @xiaoer_task()
 def callbacks_purge_task() -> int:
+    from portal.wecom.events import callback_events_purge
+
     return callback_events_purge(processed_days=settings.WECOM_CALLBACK_RETENTION_DAYS,
                                  failed_days=settings.WECOM_CALLBACK_FAILED_RETENTION_DAYS)

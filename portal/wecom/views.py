@@ -22,6 +22,7 @@ from portal.wecom.callbacks import (
     callback_store,
     event_parse,
 )
+from portal.wecom.tasks import callback_process_task
 
 logger = logging.getLogger(__name__)
 SIGNATURE_KEYS = ("msg_signature", "timestamp", "nonce")
@@ -58,8 +59,6 @@ def callback_receive(*, query: dict[str, str], body: bytes) -> tuple[int, str]:
     except CallbackMalformed as exc:
         logger.warning("wecom callback malformed: %s", exc)
         return 400, "malformed event"
-    from portal.wecom.tasks import callback_process_task
-
     # One autocommitted INSERT (no BEGIN/COMMIT round trips): stored once it returns, so the task is
     # sent right away. If the broker is down, the event waits in the inbox for callbacks_requeue_task.
     stored = callback_store(fields=fields)
