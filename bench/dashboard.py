@@ -124,8 +124,8 @@ def _dashboard_read_seconds(today) -> tuple[float, float]:
     seconds = []
     for user in (hq, manager):
         with timed() as read:
-            acquisition_figures(by=user, date_from=today - timedelta(days=7), date_to=today, group_by="store")
-            acquisition_figures(by=user, date_from=today - timedelta(days=7), date_to=today, group_by="day",
+            acquisition_figures(viewer=user, date_from=today - timedelta(days=7), date_to=today, group_by="store")
+            acquisition_figures(viewer=user, date_from=today - timedelta(days=7), date_to=today, group_by="day",
                                 with_cumulative=False)
         seconds.append(read.seconds)
     return seconds[0], seconds[1]

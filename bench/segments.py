@@ -53,7 +53,7 @@ def _median_seconds(fn, runs: int = 5) -> tuple[float, object]:
     return statistics.median(samples), result
 
 
-def _count_with(settings: dict[str, str], rule: dict, by, *, drop: tuple[str, ...] = ()) -> float:
+def _count_with(settings: dict[str, str], rule: dict, viewer, *, drop: tuple[str, ...] = ()) -> float:
     """The count under other settings (the service's unless overridden) and with indexes dropped, inside a
     transaction that is rolled back (so a dropped index comes back); median of 3."""
     from django.db import connection, transaction
@@ -68,7 +68,7 @@ def _count_with(settings: dict[str, str], rule: dict, by, *, drop: tuple[str, ..
                 cursor.execute(f'DROP INDEX "{name}"')
             for key, value in settings.items():
                 cursor.execute("SELECT set_config(%s, %s, true)", [key, value])
-            count = segment_queryset(rule=rule, by=by).order_by().count()
+            count = segment_queryset(rule=rule, viewer=viewer).order_by().count()
             transaction.set_rollback(True)
             return count
 
@@ -95,7 +95,7 @@ def _region_subquery_count(rule: dict, by) -> float:
     return _median_seconds(run, runs=3)[0]
 
 
-def _churned_counts(rule: dict, by, *, share: float = 0.01) -> dict[str, float]:
+def _churned_counts(rule: dict, viewer, *, share: float = 0.01) -> dict[str, float]:
     """Variants: the count after ``share`` of the customers changed since the last VACUUM, spread evenly
     (1 - (1 - share)^rows_per_page of the pages lose their all-visible bit: at 1 % and ~30 rows a page,
     ~25 %). First with the statistics of the settled table, then after ANALYZE (pg_class.relallvisible
@@ -107,10 +107,10 @@ def _churned_counts(rule: dict, by, *, share: float = 0.01) -> dict[str, float]:
         cursor.execute("UPDATE customers_customer SET updated_at = updated_at WHERE id %% %s = 7",
                        [round(1 / share)])
         transaction.set_rollback(True)
-    stale = _count_with({}, rule, by)
+    stale = _count_with({}, rule, viewer)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE customers_customer")
-    analyzed = _count_with({}, rule, by)
+    analyzed = _count_with({}, rule, viewer)
     with connection.cursor() as cursor:
         # INDEX_CLEANUP ON: no "few dead items" bypass, so every page is all-visible again for the next run
         cursor.execute("VACUUM (ANALYZE, INDEX_CLEANUP ON) customers_customer")
@@ -118,12 +118,12 @@ def _churned_counts(rule: dict, by, *, share: float = 0.01) -> dict[str, float]:
     return {f"after_churn_{label}": stale, f"after_churn_{label}_analyzed": analyzed}
 
 
-def _explain(rule: dict, by) -> str:
+def _explain(rule: dict, viewer) -> str:
     from django.db import connection
 
     from customers.segments.selectors import segment_queryset, segment_statement
 
-    sql, params = segment_queryset(rule=rule, by=by).order_by().values("pk").query.sql_with_params()
+    sql, params = segment_queryset(rule=rule, viewer=viewer).order_by().values("pk").query.sql_with_params()
     with segment_statement(), connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY ON) SELECT count(*) FROM ({sql}) s",
                        params)
@@ -190,8 +190,8 @@ def bench_segments(*, scale: int) -> str:
     rule = _rule(tags)
     segment = Segment.objects.create(name="bench", rule=rule, created_by=hq)
 
-    count_s, count = _median_seconds(lambda: segment_count(segment=segment, by=hq))
-    region_s, region_count = _median_seconds(lambda: segment_count(segment=segment, by=region_manager))
+    count_s, count = _median_seconds(lambda: segment_count(segment=segment, viewer=hq))
+    region_s, region_count = _median_seconds(lambda: segment_count(segment=segment, viewer=region_manager))
     materialize_s, snapshot = _median_seconds(lambda: segment_materialize(segment=segment, by=hq), runs=3)
     assert snapshot.size == count == SegmentSnapshotMember.objects.filter(snapshot=snapshot).count()
 
@@ -211,7 +211,7 @@ def bench_segments(*, scale: int) -> str:
         variants.update(_churned_counts(rule, hq))
     cap = min(scale, BASELINE_CAP)
     python_s, read, python_matches = _baseline(rule, cap=cap)
-    sql_matches = segment_queryset(rule=rule, by=hq).filter(pk__lte=cap).count()
+    sql_matches = segment_queryset(rule=rule, viewer=hq).filter(pk__lte=cap).count()
     assert python_matches == sql_matches, ("Python and SQL disagree", python_matches, sql_matches)
     baseline = python_s * scale / read
     print(_explain(rule, hq))

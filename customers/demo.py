@@ -13,6 +13,7 @@ these codes (``scenario/arrivals``, which ``make run`` asks for once the web ser
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
 
@@ -32,6 +33,9 @@ from stores.access.scoping import region_ids_with_descendants
 from stores.models import Region, Staff, Store
 
 # (group, order, [(tag, stage the tag advances a customer to)]); WeCom shows higher orders first.
+if TYPE_CHECKING:
+    from portal.models import User
+
 TAG_GROUPS: list[tuple[str, int, list[tuple[str, str]]]] = [
     ("来源渠道", 30, [("门店海报", ""), ("桌牌", ""), ("小票", ""), ("电商包裹卡", ""), ("直播", ""),
                       ("朋友推荐", "")]),
@@ -89,7 +93,8 @@ class CustomersSeeded:
 
 
 def customers_demo_seed(*, staff_code_stores: int = STAFF_CODE_STORES,
-                        channel_store_codes: tuple[str, ...] = CHANNEL_STORE_CODES, by=None) -> CustomersSeeded:
+                        channel_store_codes: tuple[str, ...] = CHANNEL_STORE_CODES,
+                        by: User | None = None) -> CustomersSeeded:
     """Tags, channels, welcome messages and codes for the demo organisation, made through WeCom (the sandbox).
 
     Codes: a store code (rotating among the store's active staff) for every open store, a code per guide
@@ -112,7 +117,7 @@ def customers_demo_seed(*, staff_code_stores: int = STAFF_CODE_STORES,
     return _seeded_counts()
 
 
-def _tags_seed(*, by) -> dict[tuple[str, str], Tag]:
+def _tags_seed(*, by: User | None) -> dict[tuple[str, str], Tag]:
     """The demo's tag groups and tags, created in WeCom first; existing ones (found after a pull) are kept."""
     tags_pull()  # WeCom may already have them (a sandbox kept from an earlier run): never create twice
     for group_name, order, specs in TAG_GROUPS:
@@ -157,7 +162,7 @@ def _channels_seed(*, tags: dict[tuple[str, str], Tag], welcomes: dict[str, Welc
     return found
 
 
-def _channel_codes_seed(*, channel: Channel, by) -> None:
+def _channel_codes_seed(*, channel: Channel, by: User | None) -> None:
     """A code per open store for ``channel``: the region action (one insert, then the codes made in WeCom).
 
     Run here rather than left to the worker, so the codes exist when seed_demo ends; a region with

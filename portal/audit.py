@@ -3,12 +3,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from portal.models import AuditEvent
+from portal.models import AuditEvent, User
 
 MAX_IDS_RECORDED = 1000
 
 
-def audit_record(*, action: str, target_type: str, target_ids: Iterable[int] = (), by=None,
+def audit_record(*, action: str, target_type: str, target_ids: Iterable[int] = (), by: User | None = None,
                  detail: dict[str, Any] | None = None) -> AuditEvent:
     ids = list(target_ids)
     detail = dict(detail or {})

@@ -9,12 +9,15 @@ policy is unaffected.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.db import models
 
 from portal.audit import audit_record
 from portal.registry import registry_add
+
+if TYPE_CHECKING:
+    from portal.models import User
 
 
 class FieldPolicy(Protocol):
@@ -71,7 +74,7 @@ def value_differs(*, instance: models.Model, name: str, value: Any) -> bool:
     return field.to_python(getattr(instance, field.attname)) != field.to_python(value)
 
 
-def guarded_changes_audit(*, instance: models.Model, before: dict[str, Any] | None, by, via: str) -> None:
+def guarded_changes_audit(*, instance: models.Model, before: dict[str, Any] | None, by: User | None, via: str) -> None:
     """Record the guarded fields ``instance`` changed (all of them when ``before`` is None: a new row)."""
     policy = field_policy_for(type(instance))
     if policy is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.db.models import Q
@@ -24,6 +25,9 @@ from portal.wecom.gateway import WeComError, WeComRateLimited, WeComUnavailable,
 from portal.wecom.models import SyncRun
 from stores.access.scoping import region_ids_with_descendants
 from stores.models import Region, Staff, Store
+
+if TYPE_CHECKING:
+    from portal.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +74,8 @@ def contact_way_validate(*, kind: str, store: Store, staff: Staff | None, channe
 
 
 def contact_way_create(*, kind: str, store: Store, staff: Staff | None = None, channel: Channel | None = None,
-                       campaign_ref: str = "", welcome: WelcomeMessage | None = None, by=None) -> ContactWay:
+                       campaign_ref: str = "", welcome: WelcomeMessage | None = None,
+                       by: User | None = None) -> ContactWay:
     """One code, created in WeCom now. Idempotent: the same kind/store/staff/channel/campaign is the same code.
 
     A WeCom refusal is recorded on the row's ``last_error`` (and returned), not raised.
@@ -161,7 +166,8 @@ def _region_ways(progress: dict):
         channel__isnull=True)
 
 
-def contact_ways_create_for_region(*, region: Region, channel: Channel | None, kind: str, by=None) -> RegionCodes:
+def contact_ways_create_for_region(*, region: Region, channel: Channel | None, kind: str,
+                                   by: User | None = None) -> RegionCodes:
     """Codes for every open store of a region and its sub-regions, in one action.
 
     The rows are inserted here (set-based; existing codes are kept, never created twice); a Celery
@@ -254,7 +260,7 @@ def _way_delete_in_wecom(way: ContactWay) -> None:
             raise
 
 
-def contact_ways_deactivate(*, ways, by=None) -> int:
+def contact_ways_deactivate(*, ways, by: User | None = None) -> int:
     """Stop codes: deleted in WeCom (a scan then fails there), kept here so past adds stay attributed."""
     stopped = []
     for way in ways.filter(active=True):
@@ -271,7 +277,7 @@ def contact_ways_deactivate(*, ways, by=None) -> int:
     return len(stopped)
 
 
-def contact_ways_delete(*, ways, by=None) -> int:
+def contact_ways_delete(*, ways, by: User | None = None) -> int:
     """Delete codes in WeCom and here (relationships keep their channel and campaign)."""
     deleted_ids = []
     for way in ways:

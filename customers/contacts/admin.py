@@ -329,7 +329,7 @@ class CustomerAdmin(SpreadsheetAdminMixin, ExportMixin, ScopedAdmin):
                 try:
                     run = customers_tag(selection=self._selection(request, queryset),
                                         add=tags if mode == "add" else [], remove=tags if mode == "remove" else [],
-                                        by=request.user)
+                                        viewer=request.user, by=request.user)
                 except (TagError, CustomerSelectionError) as exc:
                     self.message_user(request, str(exc), messages.ERROR)
                     return None

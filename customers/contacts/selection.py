@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
@@ -21,6 +22,9 @@ from django.utils.translation import gettext as _
 from customers.models import Customer, Stage
 from portal.errors import DomainError
 from stores.access.scoping import region_ids_with_descendants
+
+if TYPE_CHECKING:
+    from portal.models import User
 
 EXTERNAL_USERID = re.compile(r"^w[mo][A-Za-z0-9_-]{6,}$")  # WeChat (wm…) and WeCom (wo…) external contacts
 UNIONID = re.compile(r"^o[A-Za-z0-9_-]{20,}$")
@@ -159,7 +163,7 @@ def customers_filter(*, queryset: QuerySet, filters: Mapping[str, str]) -> Query
     return queryset
 
 
-def customers_selected(*, viewer, selection: CustomerSelection) -> QuerySet[Customer]:
+def customers_selected(*, viewer: User | None, selection: CustomerSelection) -> QuerySet[Customer]:
     """The customers of ``selection`` that ``viewer`` may see now (nothing if the viewer has no scope)."""
     queryset = Customer.objects.for_user(viewer)
     if selection.ids is not None:

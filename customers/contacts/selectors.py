@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from customers.contacts.events import TRANSFER_FAIL
 from customers.models import Customer, Member, StageChange
-from portal.models import AuditEvent
+from portal.models import AuditEvent, User
 
 
-def customer_sections(*, customer: Customer, viewer) -> dict:
+def customer_sections(*, customer: Customer, viewer: User) -> dict:
     """What the customer page shows beyond its fields: only sections that have something in them, each read
     in ``viewer``'s scope (a member homed in another store is that store's: not shown, as if there were none)."""
     sections: dict = {}

@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -51,6 +53,9 @@ from portal.tasks import enqueue_after_commit
 from portal.wecom.gateway import WeComError, wecom_call
 from portal.wecom.models import SyncRun
 from stores.models import Staff
+
+if TYPE_CHECKING:
+    from portal.models import User
 
 FULL_KIND, RECONCILE_KIND = "customers.full", "customers.reconcile"
 BATCH_USERIDS = 100  # batch/get_by_user takes at most 100 userids
@@ -289,21 +294,22 @@ def _tags_known_or_pull(follows: list[dict]) -> None:
         _PULLED_FOR.update(dict.fromkeys(unknown, now))
 
 
-def customers_refresh(*, customer_ids, by=None) -> int:
+def customers_refresh(*, customer_ids: Iterable[int], viewer: User | None = None, by: User | None = None) -> int:
     """Recompute the customers' primary staff/store/region/franchisee (earliest active relationship, else the
     latest ended), ``active``, ``tag_ids`` (union of active relationships) and ``first_added_at``; then move
-    customers tagged with an advancing tag forward. Set-based; returns customers changed."""
+    customers tagged with an advancing tag forward (only those ``viewer`` may see, when given; recorded as
+    ``by``'s). Set-based; returns customers changed."""
     ids = sorted(customer_ids)
     if not ids:
         return 0
     with connection.cursor() as cursor:
         cursor.execute(REFRESH_SQL, {"ids": ids})
         changed = cursor.rowcount
-    stages_advance_for_tags(customer_ids=ids, by=by)
+    stages_advance_for_tags(customer_ids=ids, viewer=viewer, by=by)
     return changed
 
 
-def stages_advance_for_tags(*, customer_ids: list[int], by=None) -> int:
+def stages_advance_for_tags(*, customer_ids: list[int], viewer: User | None = None, by: User | None = None) -> int:
     """Customers carrying a tag with ``advances_to`` move forward to that stage (cause "tagged"), never back.
     Highest target first, so a customer with two advancing tags gets one history row."""
     advancing: dict[str, list[int]] = {}
@@ -312,7 +318,8 @@ def stages_advance_for_tags(*, customer_ids: list[int], by=None) -> int:
     moved = 0
     for stage in sorted(advancing, key=STAGE_ORDER.index, reverse=True):
         customers = Customer.objects.filter(pk__in=customer_ids, tag_ids__overlap=advancing[stage])
-        moved += customer_stage_set(customers=customers, stage=stage, cause=StageChange.Cause.TAGGED, by=by)
+        moved += customer_stage_set(customers=customers, stage=stage, cause=StageChange.Cause.TAGGED,
+                                   viewer=viewer, by=by)
     return moved
 
 
@@ -611,7 +618,8 @@ class RemarkError(DomainError):
     pass
 
 
-def relationship_remark(*, relationship: Relationship, remark: str, description: str, by=None) -> Relationship:
+def relationship_remark(*, relationship: Relationship, remark: str, description: str,
+                        by: User | None = None) -> Relationship:
     """Set the member's remark and description of a customer in WeCom, then here. Checked before the call."""
     remark, description = (remark or "").strip(), (description or "").strip()
     for value, limit, label in ((remark, REMARK_MAX, _("备注")), (description, DESCRIPTION_MAX, _("描述"))):

@@ -196,7 +196,7 @@ class AcquisitionDailyAdmin(ReadOnlyAdminMixin, ScopedAdmin):
 
     def _figures(self, request, form: DashboardForm, *, group_by: str | None = None, **options) -> AcquisitionFigures:
         data = form.cleaned_data
-        return acquisition_figures(by=request.user, date_from=data["date_from"], date_to=data["date_to"],
+        return acquisition_figures(viewer=request.user, date_from=data["date_from"], date_to=data["date_to"],
                                    group_by=group_by or data["group_by"], filters=form.filters(), **options)
 
     def dashboard_view(self, request):
@@ -212,7 +212,7 @@ class AcquisitionDailyAdmin(ReadOnlyAdminMixin, ScopedAdmin):
         figures = self._figures(request, form)
         daily = figures if figures.group_by == "day" else self._figures(request, form, group_by="day",
                                                                           with_cumulative=False)
-        boards = acquisition_leaderboards(by=request.user, date_from=data["date_from"], date_to=data["date_to"],
+        boards = acquisition_leaderboards(viewer=request.user, date_from=data["date_from"], date_to=data["date_to"],
                                           filters=form.filters(), min_adds=data["min_adds"], known=figures)
         query = {key: value for key, value in request.GET.items() if value != ""}
         return {

@@ -18,7 +18,7 @@ def acquisition_panel(request) -> dict | None:
     """Today's adds / deletions / net in the viewer's scope, live, linking to the dashboard."""
     if not request.user.has_perm("customers.view_acquisitiondaily"):
         return None
-    today = acquisition_today(by=request.user)
+    today = acquisition_today(viewer=request.user)
     url = reverse("admin:customers_acquisitiondaily_dashboard")
     return {
         "stats": [

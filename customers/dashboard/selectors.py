@@ -7,6 +7,7 @@ import zoneinfo
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
@@ -19,6 +20,9 @@ from customers.models import AcquisitionDaily, Channel, Relationship
 from portal.errors import DomainError
 from stores.access.scoping import ScopeKind, UserScope, region_ids_with_descendants, user_scope
 from stores.models import Franchisee, Region, Staff, Store
+
+if TYPE_CHECKING:
+    from portal.models import User
 
 DELETED_BY_CUSTOMER = Relationship.Status.DELETED_BY_CUSTOMER.value
 DELETED_BY_STAFF = Relationship.Status.DELETED_BY_STAFF.value
@@ -118,8 +122,8 @@ def _filters_q(filters: AcquisitionFilters | None, *, prefix: str) -> Q:
     return q
 
 
-def _history(*, by, date_from: date, date_to: date, group_by: str, filters) -> dict:
-    rows = (AcquisitionDaily.objects.for_user(by).filter(day__gte=date_from, day__lte=date_to)
+def _history(*, viewer: User, date_from: date, date_to: date, group_by: str, filters) -> dict:
+    rows = (AcquisitionDaily.objects.for_user(viewer).filter(day__gte=date_from, day__lte=date_to)
             .filter(_filters_q(filters, prefix=""))
             .values(key=F(_DAILY_KEY[group_by]))
             .annotate(adds=Sum("adds"), by_customer=Sum("deleted_by_customer"), by_staff=Sum("deleted_by_staff"))
@@ -255,18 +259,19 @@ def acquisition_range_clean(*, date_from: date, date_to: date, today: date | Non
     return date_from, date_to
 
 
-def acquisition_figures(*, by, date_from: date, date_to: date, group_by: str,
+def acquisition_figures(*, viewer: User, date_from: date, date_to: date, group_by: str,
                         filters: AcquisitionFilters | None = None, with_cumulative: bool = True) -> AcquisitionFigures:
     """Figures per group for the viewer's scope: history from the daily table, today live."""
     if group_by not in GROUP_BYS:
         raise DashboardError(_("未知的分组方式：%(group_by)s") % {"group_by": group_by})
     today = timezone.localdate()
     date_from, date_to = acquisition_range_clean(date_from=date_from, date_to=date_to, today=today)
-    relationships = relationships_for_scope(scope=user_scope(by)).filter(_filters_q(filters, prefix="staff__store__"))
+    relationships = relationships_for_scope(scope=user_scope(viewer)).filter(
+        _filters_q(filters, prefix="staff__store__"))
     counts: dict = {}
     history_to = min(date_to, today - timedelta(days=1))
     if date_from <= history_to:
-        counts = _history(by=by, date_from=date_from, date_to=history_to, group_by=group_by, filters=filters)
+        counts = _history(viewer=viewer, date_from=date_from, date_to=history_to, group_by=group_by, filters=filters)
     if date_to >= today:
         for key, figures in _live(relationships=relationships, day=today, group_by=group_by).items():
             counts[key] = tuple(a + b for a, b in zip(counts.get(key, (0, 0, 0)), figures, strict=True))
@@ -313,7 +318,7 @@ class Leaderboards:
     min_adds: int
 
 
-def acquisition_leaderboards(*, by, date_from: date, date_to: date, filters: AcquisitionFilters | None = None,
+def acquisition_leaderboards(*, viewer: User, date_from: date, date_to: date, filters: AcquisitionFilters | None = None,
                              min_adds: int = 10, top: int = 10, worst: int = 5,
                              known: AcquisitionFigures | None = None) -> Leaderboards:
     """PK boards: top stores and staff by net adds; the highest deletion rates among those with enough adds.
@@ -325,7 +330,7 @@ def acquisition_leaderboards(*, by, date_from: date, date_to: date, filters: Acq
         if known is not None and known.group_by == group_by:
             rows = known.rows
         else:
-            rows = acquisition_figures(by=by, date_from=date_from, date_to=date_to, group_by=group_by,
+            rows = acquisition_figures(viewer=viewer, date_from=date_from, date_to=date_to, group_by=group_by,
                                        filters=filters, with_cumulative=False).rows
         rows = [r for r in rows if r.key is not None]
         boards[f"top_{group_by}"] = [r for r in rows if r.adds or r.deletions][:top]
@@ -335,10 +340,10 @@ def acquisition_leaderboards(*, by, date_from: date, date_to: date, filters: Acq
                         worst_stores=boards["worst_store"], worst_staff=boards["worst_staff"], min_adds=min_adds)
 
 
-def acquisition_today(*, by) -> AcquisitionRow:
+def acquisition_today(*, viewer: User) -> AcquisitionRow:
     """Today's adds and deletions in the viewer's scope, live (the 工作台 panel)."""
     today = timezone.localdate()
-    figures = _live(relationships=relationships_for_scope(scope=user_scope(by)), day=today, group_by="day")
+    figures = _live(relationships=relationships_for_scope(scope=user_scope(viewer)), day=today, group_by="day")
     adds, by_customer, by_staff = figures.get(today, (0, 0, 0))
     return AcquisitionRow(key=today, label=today.isoformat(), adds=adds, deleted_by_customer=by_customer,
                           deleted_by_staff=by_staff)

@@ -5,18 +5,20 @@ inserts one ``StageChange`` per customer actually moved, whatever the number of 
 
 - Automatic causes (first add, tagged, deal, referral) only ever move a customer forward: a
   customer who already bought is not sent back to 意向 by an intent tag.
-- ``StageChange.Cause.MANUAL`` is staff correcting a stage by hand: any direction, ``by`` required,
-  limited to the customers ``by`` may see.
+- ``StageChange.Cause.MANUAL`` is staff correcting a stage by hand: any direction, ``by`` (who, recorded)
+  required; with ``viewer``, limited to the customers ``viewer`` may see.
 
 Callers: the sync (``stage_on_first_add``), the tags area (``customer_stage_set(cause=TAGGED)`` for a
 tag's ``advances_to``), deals (``stage_on_deal``), and the customer admin's "set stage" action
-(``customer_stage_set(customers=queryset, stage=…, cause=StageChange.Cause.MANUAL, by=request.user)``).
+(``customer_stage_set(customers=queryset, stage=…, cause=StageChange.Cause.MANUAL, viewer=request.user,
+by=request.user)``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.db import connection, transaction
 from django.db.models import QuerySet
@@ -24,6 +26,9 @@ from django.utils.translation import gettext as _
 
 from customers.models import STAGE_ORDER, Customer, Stage, StageChange
 from portal.errors import DomainError
+
+if TYPE_CHECKING:
+    from portal.models import User
 
 
 class LifecycleError(DomainError):
@@ -62,11 +67,12 @@ def _stages_moving_to(*, stage: str, cause: str) -> list[str]:
     return STAGE_ORDER[: STAGE_ORDER.index(stage)]  # forward only
 
 
-def customer_stage_set(*, customers: QuerySet[Customer], stage: str, cause: str, by=None) -> int:
-    """Move ``customers`` to ``stage`` and record why. Returns how many customers moved.
+def customer_stage_set(*, customers: QuerySet[Customer], stage: str, cause: str, viewer: User | None = None,
+                       by: User | None = None) -> int:
+    """Move ``customers`` to ``stage`` and record why (and ``by`` whom). Returns how many customers moved.
 
     Customers already there (or, for an automatic cause, already further along) are left alone and
-    get no history row. With ``by``, only the customers ``by`` may see are moved.
+    get no history row. With ``viewer``, only the customers ``viewer`` may see are moved.
     """
     if stage not in STAGE_ORDER:
         raise LifecycleError(_("未知的客户阶段：%(s)s") % {"s": stage})
@@ -77,12 +83,12 @@ def customer_stage_set(*, customers: QuerySet[Customer], stage: str, cause: str,
     from_stages = _stages_moving_to(stage=stage, cause=cause)
     if not from_stages:
         return 0
-    if by is not None:
-        customers = Customer.objects.for_user(by).filter(pk__in=customers.order_by().values("pk"))
+    if viewer is not None:
+        customers = Customer.objects.for_user(viewer).filter(pk__in=customers.order_by().values("pk"))
     ids_sql, ids_params = customers.order_by().values("pk").query.sql_with_params()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(STAGE_SET_SQL.format(customers=ids_sql),
-                       [*ids_params, from_stages, stage, stage, cause, getattr(by, "pk", None)])
+                       [*ids_params, from_stages, stage, stage, cause, by.pk if by is not None else None])
         return cursor.rowcount
 
 

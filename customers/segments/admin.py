@@ -283,7 +283,7 @@ class SegmentAdmin(ScopedAdmin):
     def _preview_context(self, request, segment: Segment) -> dict:
         context = {"can_materialize": request.user.has_perm("customers.add_segmentsnapshot")}
         try:
-            preview = segment_preview(segment=segment, by=request.user)
+            preview = segment_preview(segment=segment, viewer=request.user)
         except SegmentRuleError as exc:
             return {**context, "preview_error": str(exc), "can_materialize": False}
         context["preview"], context["count_ms"] = preview, round(preview.seconds * 1000)

@@ -33,7 +33,7 @@ matches (OR). Every condition is optional, but a rule needs at least one::
 
 Compilation
 -----------
-``segment_queryset(rule=, by=)`` is one SELECT on ``customers_customer``, always intersected with
+``segment_queryset(rule=, viewer=)`` is one SELECT on ``customers_customer``, always intersected with
 ``Customer.objects.for_user(by)``. Tags use the GIN-indexed ``tag_ids`` array (``&&`` for any,
 ``@>`` for all, ``NOT &&`` for none), member conditions one join to ``customers_member``; nothing
 joins through relationships. Regions are expanded to their sub-regions first (one small query on

@@ -7,6 +7,7 @@ import datetime as dt
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.db import connection, transaction
 from django.db.models import QuerySet
@@ -18,15 +19,18 @@ from customers.segments.rules import ID_MODELS, SegmentRuleError, segment_rule_n
 from stores.access.scoping import GlobalQuerySet, scope_global_declaration, user_scope
 from stores.models import Region
 
+if TYPE_CHECKING:
+    from portal.models import User
+
 SAMPLE_SIZE = 20
 # Per segment statement (SET LOCAL); see segment_statement.
 STATEMENT_SETTINGS = {"work_mem": "64MB", "random_page_cost": "1.1"}
 
 
-def segment_queryset(*, rule: dict, by, today: dt.date | None = None) -> QuerySet[Customer]:
-    """The customers the rule selects that ``by`` may see: one query on customers_customer."""
+def segment_queryset(*, rule: dict, viewer: User, today: dt.date | None = None) -> QuerySet[Customer]:
+    """The customers the rule selects that ``viewer`` may see: one query on customers_customer."""
     clean = segment_rule_normalize(rule=rule, today=today)
-    return Customer.objects.for_user(by).filter(segment_rule_q(rule=clean, today=today))
+    return Customer.objects.for_user(viewer).filter(segment_rule_q(rule=clean, today=today))
 
 
 def _system_queryset(rule: dict) -> QuerySet[Customer]:
@@ -68,22 +72,22 @@ class SegmentPreview:
     description: str
 
 
-def segment_count(*, segment: Segment, by) -> int:
-    """The exact number of customers ``by`` may see in the segment.
+def segment_count(*, segment: Segment, viewer: User) -> int:
+    """The exact number of customers ``viewer`` may see in the segment.
 
     Only a count over the whole brand (an HQ viewer) is stored as ``last_count``: a region
     manager's count is theirs alone and must not appear as the segment's size to others.
     """
-    queryset = segment_queryset(rule=segment.rule, by=by).order_by()
+    queryset = segment_queryset(rule=segment.rule, viewer=viewer).order_by()
     with segment_statement():
         count = queryset.count()
-    if user_scope(by).is_hq:
+    if user_scope(viewer).is_hq:
         Segment.objects.filter(pk=segment.pk).update(last_count=count, last_counted_at=timezone.now())
         segment.last_count, segment.last_counted_at = count, timezone.now()
     return count
 
 
-def segment_sample(*, segment: Segment | None = None, rule: dict | None = None, by,
+def segment_sample(*, segment: Segment | None = None, rule: dict | None = None, viewer: User,
                    n: int = SAMPLE_SIZE) -> list[Customer]:
     """Up to ``n`` customers of the segment, newest first among those found.
 
@@ -91,23 +95,23 @@ def segment_sample(*, segment: Segment | None = None, rule: dict | None = None, 
     primary key backwards through every customer when the segment is small).
     """
     rule = segment.rule if segment is not None else rule
-    queryset = segment_queryset(rule=rule, by=by).order_by().select_related("store", "staff")
+    queryset = segment_queryset(rule=rule, viewer=viewer).order_by().select_related("store", "staff")
     with segment_statement():
         return sorted(queryset[:n], key=lambda c: -c.pk)
 
 
-def segment_preview(*, segment: Segment, by) -> SegmentPreview:
+def segment_preview(*, segment: Segment, viewer: User) -> SegmentPreview:
     """What the segment's admin page shows: a live count (timed), a sample and the description."""
     start = time.perf_counter()
-    count = segment_count(segment=segment, by=by)
+    count = segment_count(segment=segment, viewer=viewer)
     seconds = time.perf_counter() - start
-    return SegmentPreview(count=count, seconds=seconds, sample=segment_sample(segment=segment, by=by),
-                          description=segment_describe(rule=segment.rule, viewer=by))
+    return SegmentPreview(count=count, seconds=seconds, sample=segment_sample(segment=segment, viewer=viewer),
+                          description=segment_describe(rule=segment.rule, viewer=viewer))
 
 
 # -- describing ------------------------------------------------------------------------------------
 
-def _names(model, ids: list[int], *, viewer, label=str) -> str:
+def _names(model, ids: list[int], *, viewer: User, label=str) -> str:
     """The names of ``ids`` that ``viewer`` may see. Another scope's row is not named, nor is its id shown:
     it reads exactly like a row that does not exist."""
     found = {obj.pk: label(obj) for obj in model._default_manager.for_user(viewer).filter(pk__in=list(ids))}
@@ -170,7 +174,7 @@ def _member_text(rule: dict) -> list[str]:
     return parts
 
 
-def segment_describe(*, rule: dict, viewer) -> str:
+def segment_describe(*, rule: dict, viewer: User) -> str:
     """The rule in Chinese, condition by condition as the SQL applies them (a few small lookups). Names are
     read in ``viewer``'s scope: stores, staff, franchisees and regions outside it are counted, never named."""
     try:

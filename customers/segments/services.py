@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -10,6 +12,9 @@ from customers.models import Segment, SegmentSnapshot
 from customers.segments.rules import SegmentRuleError, segment_rule_normalize
 from customers.segments.selectors import _system_queryset, segment_count, segment_queryset, segment_statement
 from customers.segments.tasks import segment_snapshot_fill_task
+
+if TYPE_CHECKING:
+    from portal.models import User
 
 SNAPSHOT_SYNC_MAX = 200_000  # bigger segments are materialized by a Celery task, not in the request
 
@@ -37,25 +42,28 @@ ON CONFLICT (snapshot_id, customer_id) DO NOTHING
 """
 
 
-def _snapshot_create(*, segment: Segment, by, status: str) -> SegmentSnapshot:
+def _snapshot_create(*, segment: Segment, by: User, status: str) -> SegmentSnapshot:
     rule = segment_rule_normalize(rule=segment.rule)  # a broken rule fails here, before any snapshot exists
     return SegmentSnapshot.objects.create(segment=segment, rule=rule, created_by=by, status=status)
 
 
-def segment_snapshot_take(*, segment: Segment, by) -> SegmentSnapshot:
-    """Materialize at once when the segment is small; leave a big one to a Celery task (status shown)."""
+def segment_snapshot_take(*, segment: Segment, by: User) -> SegmentSnapshot:
+    """Materialize at once when the segment is small; leave a big one to a Celery task (status shown).
+
+    A snapshot is the customers its creator may see: ``by`` is recorded as ``created_by`` and its scope is
+    the one the (possibly later) fill applies, so actor and viewer are one user here by design."""
     if segment_count(segment=segment, viewer=by) <= SNAPSHOT_SYNC_MAX:
         return segment_materialize(segment=segment, by=by)
     return segment_materialize_enqueue(segment=segment, by=by)
 
 
-def segment_materialize(*, segment: Segment, by) -> SegmentSnapshot:
+def segment_materialize(*, segment: Segment, by: User) -> SegmentSnapshot:
     """Freeze the customers ``by`` may see in the segment now: one INSERT … SELECT. Never changes afterwards."""
     snapshot = _snapshot_create(segment=segment, by=by, status=SegmentSnapshot.Status.QUEUED)
     return segment_snapshot_fill(snapshot_id=snapshot.pk)
 
 
-def segment_materialize_enqueue(*, segment: Segment, by) -> SegmentSnapshot:
+def segment_materialize_enqueue(*, segment: Segment, by: User) -> SegmentSnapshot:
     """The same for big segments: the snapshot is queued and a Celery task fills it."""
     from portal.tasks import enqueue_after_commit
 

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -33,6 +34,9 @@ from portal.pagination import capped_count
 from portal.tasks import enqueue_after_commit
 from portal.wecom.gateway import WeComError, WeComRateLimited, WeComUnavailable, wecom_call
 from portal.wecom.models import SyncRun
+
+if TYPE_CHECKING:
+    from portal.models import User
 
 NAME_MAX = 30
 TAGS_MAX = 3000
@@ -190,7 +194,7 @@ def tag_ids_purge(*, tag_ids: list[int]) -> int:
 
 
 # -- push: admin edits call WeCom first ------------------------------------------------------------
-def tag_group_create(*, name: str, tag_names: list[str], order: int = 0, by=None) -> TagGroup:
+def tag_group_create(*, name: str, tag_names: list[str], order: int = 0, by: User | None = None) -> TagGroup:
     """A new group with its first tags (WeCom creates groups only together with a tag)."""
     name = tag_group_name_validate(name=name)
     names = tag_names_validate(names=tag_names)
@@ -203,7 +207,7 @@ def tag_group_create(*, name: str, tag_names: list[str], order: int = 0, by=None
     return group
 
 
-def tag_create(*, group: TagGroup, name: str, order: int = 0, advances_to: str = "", by=None) -> Tag:
+def tag_create(*, group: TagGroup, name: str, order: int = 0, advances_to: str = "", by: User | None = None) -> Tag:
     if group.deleted or not group.wecom_group_id:
         raise TagError(_("标签组“%(group)s”已删除或尚未同步到企业微信") % {"group": group.name})
     (name,) = tag_names_validate(names=[name], group=group)
@@ -219,7 +223,7 @@ def tag_create(*, group: TagGroup, name: str, order: int = 0, advances_to: str =
     return tag
 
 
-def tag_group_update(*, group: TagGroup, name: str, order: int, by=None) -> TagGroup:
+def tag_group_update(*, group: TagGroup, name: str, order: int, by: User | None = None) -> TagGroup:
     name = tag_group_name_validate(name=name, exclude=group)
     if (name, order) != (group.name, group.order):
         _wecom("externalcontact/edit_corp_tag", {"id": group.wecom_group_id, "name": name, "order": order})
@@ -230,7 +234,7 @@ def tag_group_update(*, group: TagGroup, name: str, order: int, by=None) -> TagG
     return group
 
 
-def tag_update(*, tag: Tag, name: str, order: int, by=None) -> Tag:
+def tag_update(*, tag: Tag, name: str, order: int, by: User | None = None) -> Tag:
     (name,) = tag_names_validate(names=[name], group=tag.group, exclude=tag)
     if (name, order) != (tag.name, tag.order):
         _wecom("externalcontact/edit_corp_tag", {"id": tag.wecom_tag_id, "name": name, "order": order})
@@ -241,7 +245,7 @@ def tag_update(*, tag: Tag, name: str, order: int, by=None) -> Tag:
     return tag
 
 
-def tags_delete(*, tags=(), groups=(), by=None) -> TagPull | None:
+def tags_delete(*, tags=(), groups=(), by: User | None = None) -> TagPull | None:
     """Delete tags and/or whole groups in WeCom, then pull them (WeCom also drops a group left empty)."""
     tag_ids = [t.wecom_tag_id for t in tags if t.wecom_tag_id and not t.deleted]
     group_ids = [g.wecom_group_id for g in groups if g.wecom_group_id and not g.deleted]
@@ -265,11 +269,13 @@ def _markable(tags: list[Tag]) -> list[Tag]:
     return tags
 
 
-def customers_tag(*, selection: CustomerSelection, add: list[Tag], remove: list[Tag], by) -> SyncRun:
-    """Add and/or remove corp tags on every active relationship of the selected customers that ``by`` may
-    see. Returns the job's run; a few customers are tagged at once, more by a Celery job whose progress shows
-    in 同步记录. The job stores the selection (ids or the list's filters, as JSON) and ``by``'s id, and the
-    worker rebuilds ``Customer.objects.for_user(by)`` from them: the scope applied is ``by``'s when it runs."""
+def customers_tag(*, selection: CustomerSelection, add: list[Tag], remove: list[Tag], viewer: User,
+                  by: User | None) -> SyncRun:
+    """Add and/or remove corp tags on every active relationship of the selected customers that ``viewer`` may
+    see, recorded as ``by``'s. Returns the job's run; a few customers are tagged at once, more by a Celery job
+    whose progress shows in 同步记录. The job stores the selection (ids or the list's filters, as JSON) and
+    both users' ids, and the worker rebuilds ``Customer.objects.for_user(viewer)`` from them: the scope
+    applied is ``viewer``'s when it runs."""
     add, remove = _markable(list(add)), _markable(list(remove))
     if not add and not remove:
         raise TagError(_("请选择要添加或移除的标签"))
@@ -277,10 +283,11 @@ def customers_tag(*, selection: CustomerSelection, add: list[Tag], remove: list[
     if both:
         raise TagError(_("同一个标签不能既添加又移除：%(tags)s") % {
             "tags": "、".join(str(t) for t in add if t.pk in both)})
-    estimate = capped_count(customers_selected(viewer=by, selection=selection))
+    estimate = capped_count(customers_selected(viewer=viewer, selection=selection))
     run = SyncRun.objects.create(kind=TAGGING_KIND, progress={
         "add": [t.pk for t in add], "remove": [t.pk for t in remove], "add_names": [str(t) for t in add],
-        "remove_names": [str(t) for t in remove], "by": getattr(by, "pk", None), "customers_estimate": estimate,
+        "remove_names": [str(t) for t in remove], "viewer": viewer.pk, "by": by.pk if by is not None else None,
+        "customers_estimate": estimate,
         "cursor": 0, "batches": 0, "customers_done": 0, "relationships_done": 0, "relationships_failed": 0,
         "errors": [], "selection": selection.as_json()})
     audit_record(action="customers.tag", target_type="wecom.syncrun", target_ids=[run.pk], by=by,
@@ -330,11 +337,13 @@ def customers_tagging_run(*, run_id: int) -> SyncRun:
         progress = run.progress
         by_id = progress.get("by")
         by = User.objects.filter(pk=by_id).first() if type(by_id) is int else None
+        viewer_id = progress.get("viewer", by_id)  # a job queued before "viewer" was stored: by's scope
+        viewer = User.objects.filter(pk=viewer_id).first() if type(viewer_id) is int else None
         try:
             selection = CustomerSelection.from_json(progress.get("selection"))
         except CustomerSelectionError as exc:  # an old job (a stored query object) or a tampered payload
             return _tagging_refuse(run, str(exc))
-        queryset = customers_selected(viewer=by, selection=selection)  # nothing if by has no scope (any more)
+        queryset = customers_selected(viewer=viewer, selection=selection)  # nothing if no scope (any more)
         wecom_ids = dict(Tag.objects.filter(pk__in=progress["add"] + progress["remove"])
                          .values_list("pk", "wecom_tag_id"))
         add = [wecom_ids[pk] for pk in progress["add"] if pk in wecom_ids]
@@ -344,8 +353,8 @@ def customers_tagging_run(*, run_id: int) -> SyncRun:
                          .values_list("pk", flat=True)[:TAGGING_BATCH])
             if not batch:
                 break
-            # Only the relationships in by's scope: a customer shared with another store keeps that store's tags.
-            rows = list(Relationship.objects.for_user(by).filter(customer_id__in=batch,
+            # Only the relationships in viewer's scope: a customer shared with another store keeps that store's tags.
+            rows = list(Relationship.objects.for_user(viewer).filter(customer_id__in=batch,
                                                                   status=Relationship.Status.ACTIVE)
                         .order_by("pk").values_list("pk", "staff__userid", "customer__external_userid"))
             marked = _mark(rows, add, remove, progress)
@@ -353,7 +362,7 @@ def customers_tagging_run(*, run_id: int) -> SyncRun:
                 with connection.cursor() as cursor:
                     cursor.execute(TAG_IDS_MARK_SQL, {"add": progress["add"], "remove": progress["remove"],
                                                       "ids": marked})
-                customers_refresh(customer_ids=batch, by=by)
+                customers_refresh(customer_ids=batch, viewer=viewer, by=by)
                 progress.update(cursor=max(batch), batches=progress["batches"] + 1,
                                 customers_done=progress["customers_done"] + len(batch),
                                 relationships_done=progress["relationships_done"] + len(marked))

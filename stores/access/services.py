@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -21,6 +22,9 @@ from portal.errors import DomainError
 from stores.access.models import HQ_ROLES, api_key_hash
 from stores.access.roles import ROLE_GROUP_NAMES, ROLE_PERMISSIONS
 from stores.models import Access, ApiToken, Franchisee, Region, Role, Staff, Store
+
+if TYPE_CHECKING:
+    from portal.models import User
 
 
 class AccessError(DomainError):
@@ -64,7 +68,7 @@ def access_grant(
     franchisee: Franchisee | None = None,
     store: Store | None = None,
     staff: Staff | None = None,
-    by=None,
+    by: User | None = None,
 ) -> Access:
     """Give ``user`` a role and scope; they may log in to the admin unless they are store staff."""
     regions = list(regions or [])
@@ -86,7 +90,7 @@ def access_grant(
 
 
 @transaction.atomic
-def access_revoke(*, accesses, by=None) -> int:
+def access_revoke(*, accesses, by: User | None = None) -> int:
     """Take roles away: the Access rows go, their logins lose the role groups and the admin, and their API
     tokens are revoked, in one transaction. The logins stay (history, a later grant); with no Access a login's
     scope is nothing, so its open sessions see nothing from their next request. Returns the roles removed."""
@@ -146,7 +150,7 @@ def api_token_validate(*, mode: str, resources: Iterable[str], expires_at: datet
 
 
 def api_token_issue(
-    *, name: str, user, by=None, mode: str = ApiToken.Mode.READ_WRITE, resources: Iterable[str] = (),
+    *, name: str, user, by: User | None = None, mode: str = ApiToken.Mode.READ_WRITE, resources: Iterable[str] = (),
     expires_at: datetime | None = None,
 ) -> IssuedToken:
     """A new token acting as ``user``, limited to ``mode`` and ``resources`` (none = all), until ``expires_at``
@@ -162,7 +166,7 @@ def api_token_issue(
     return IssuedToken(token=token, key=key)
 
 
-def api_token_revoke(*, tokens, by=None) -> int:
+def api_token_revoke(*, tokens, by: User | None = None) -> int:
     ids = list(tokens.filter(revoked_at__isnull=True).values_list("pk", flat=True))
     ApiToken.objects.filter(pk__in=ids).update(revoked_at=timezone.now())
     audit_record(action="api_token.revoke", target_type="stores.apitoken", target_ids=ids, by=by)
@@ -202,7 +206,7 @@ def user_for_wecom_member(*, userid: str):
 
 
 @transaction.atomic
-def access_end_for_departed(*, staff_ids: Iterable[int], by=None) -> int:
+def access_end_for_departed(*, staff_ids: Iterable[int], by: User | None = None) -> int:
     """The logins bound to members who left lose access, in the caller's (the departure's) transaction.
 
     Each login is deactivated (Django then authenticates none of its sessions) and its password made unusable,

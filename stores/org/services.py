@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.db.models import QuerySet
@@ -15,13 +16,16 @@ from stores.access.field_policy import user_edits_for_hq
 from stores.access.services import access_end_for_departed
 from stores.models import Staff, Store
 
+if TYPE_CHECKING:
+    from portal.models import User
+
 
 class OrgError(DomainError):
     pass
 
 
 @transaction.atomic
-def store_close(*, stores: QuerySet[Store], on: date | None = None, by=None) -> int:
+def store_close(*, stores: QuerySet[Store], on: date | None = None, by: User | None = None) -> int:
     """Close the given open stores as of ``on`` (today by default). One UPDATE; returns stores closed."""
     on = on or timezone.localdate()
     ids = list(stores.filter(status=Store.Status.OPEN).values_list("pk", flat=True))
@@ -32,7 +36,7 @@ def store_close(*, stores: QuerySet[Store], on: date | None = None, by=None) -> 
 
 
 @transaction.atomic
-def store_reopen(*, stores: QuerySet[Store], by=None) -> int:
+def store_reopen(*, stores: QuerySet[Store], by: User | None = None) -> int:
     ids = list(stores.filter(status=Store.Status.CLOSED).values_list("pk", flat=True))
     reopened = Store.objects.filter(pk__in=ids).update(status=Store.Status.OPEN, closed_on=None)
     audit_record(action="store.reopen", target_type="stores.store", target_ids=ids, by=by)
@@ -40,7 +44,7 @@ def store_reopen(*, stores: QuerySet[Store], by=None) -> int:
 
 
 @transaction.atomic
-def staff_move(*, staff: QuerySet[Staff], to_store: Store, by=None) -> int:
+def staff_move(*, staff: QuerySet[Staff], to_store: Store, by: User | None = None) -> int:
     """Move staff members to another (open) store. One UPDATE; returns members moved.
 
     A member's store decides what they see: only HQ editors move members (``by`` None is the system)."""
@@ -56,7 +60,7 @@ def staff_move(*, staff: QuerySet[Staff], to_store: Store, by=None) -> int:
 
 
 @transaction.atomic
-def staff_depart(*, staff: QuerySet[Staff], at=None, by=None) -> int:
+def staff_depart(*, staff: QuerySet[Staff], at=None, by: User | None = None) -> int:
     """Mark members departed (their customers then await inheritance) and lock their logins out. Idempotent.
 
     By hand only HQ editors do it (``by`` None is the system): a departure ends a login, whatever its role."""
@@ -70,7 +74,7 @@ def staff_depart(*, staff: QuerySet[Staff], at=None, by=None) -> int:
     return departed
 
 
-def staff_departures_apply(*, staff_ids: list[int], by=None, via: str) -> None:
+def staff_departures_apply(*, staff_ids: list[int], by: User | None = None, via: str) -> None:
     """What every departure does once the rows are marked (by hand or by the address-book sync): it is audited
     and the members' logins lose access, sessions and tokens in the same transaction."""
     if not staff_ids:

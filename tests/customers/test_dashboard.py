@@ -171,12 +171,12 @@ def test_todays_figures_are_live_without_the_beat_job(org, hq_operator):
     follow(org.guide_a, timezone.now())
     follow(org.guide_a, timezone.now(), ended_at=timezone.now(), status=BY_STAFF)
 
-    figures = acquisition_figures(by=hq_operator, date_from=today, date_to=today, group_by="store")
+    figures = acquisition_figures(viewer=hq_operator, date_from=today, date_to=today, group_by="store")
 
     assert not AcquisitionDaily.objects.exists()
     row = by_key(figures)[org.store_a.pk]
     assert (row.adds, row.deleted_by_customer, row.deleted_by_staff, row.net) == (2, 0, 1, 1)
-    today_only = acquisition_today(by=hq_operator)
+    today_only = acquisition_today(viewer=hq_operator)
     assert (today_only.adds, today_only.deletions, today_only.net) == (2, 1, 1)
 
 
@@ -189,7 +189,7 @@ def test_history_is_what_the_daily_build_recorded_and_today_is_added_live(org, h
     follow(org.guide_a, at(yesterday, 14))  # arrived after the build: shows after the next build
     follow(org.guide_a, timezone.now())
 
-    figures = acquisition_figures(by=hq_operator, date_from=yesterday, date_to=today, group_by="day")
+    figures = acquisition_figures(viewer=hq_operator, date_from=yesterday, date_to=today, group_by="day")
 
     assert [(row.key, row.adds) for row in figures.rows] == [(yesterday, 2), (today, 1)]
     assert figures.total.adds == 3
@@ -205,8 +205,8 @@ def test_cumulative_is_the_relationships_active_at_the_end_of_the_range(org, hq_
     follow(org.guide_a, at(last + timedelta(days=1), 0, 1))  # added after the range
     follow(org.guide_b, at(DAY - timedelta(days=3)), ended_at=at(DAY, 8), status=Relationship.Status.TRANSFERRED)
 
-    by_store = acquisition_figures(by=hq_operator, date_from=first, date_to=last, group_by="store")
-    by_day = acquisition_figures(by=hq_operator, date_from=first, date_to=last, group_by="day")
+    by_store = acquisition_figures(viewer=hq_operator, date_from=first, date_to=last, group_by="store")
+    by_day = acquisition_figures(viewer=hq_operator, date_from=first, date_to=last, group_by="day")
 
     assert by_key(by_store)[org.store_a.pk].cumulative == 3
     assert org.store_b.pk not in by_key(by_store)  # nothing active, nothing added or deleted
@@ -222,7 +222,7 @@ def test_deletion_rate_is_a_percentage_with_one_decimal_and_zero_without_adds(or
     follow(org.guide_b, at(DAY - timedelta(days=9)), ended_at=at(DAY, 12))  # store_b: deletions, no adds
     acquisition_daily_build(day=DAY)
 
-    rows = by_key(acquisition_figures(by=hq_operator, date_from=DAY, date_to=DAY, group_by="store"))
+    rows = by_key(acquisition_figures(viewer=hq_operator, date_from=DAY, date_to=DAY, group_by="store"))
 
     assert rows[org.store_a.pk].deletion_rate == Decimal("25.0")
     assert rows[org.store_b.pk].deletion_rate == Decimal("0.0")
@@ -234,7 +234,7 @@ def test_deletion_rate_rounds_to_one_decimal(org, hq_operator):
         follow(org.guide_a, at(DAY, 9, minute), ended_at=at(DAY, 10) if minute == 0 else None)
     acquisition_daily_build(day=DAY)
 
-    row = acquisition_figures(by=hq_operator, date_from=DAY, date_to=DAY, group_by="store").total
+    row = acquisition_figures(viewer=hq_operator, date_from=DAY, date_to=DAY, group_by="store").total
 
     assert row.deletion_rate == Decimal("33.3")
 
@@ -254,7 +254,7 @@ def test_figures_group_by_every_dimension(org, hq_operator, group_by, key_of, la
     follow(org.guide_b, at(DAY))
     acquisition_daily_build(day=DAY)
 
-    figures = acquisition_figures(by=hq_operator, date_from=DAY, date_to=DAY, group_by=group_by)
+    figures = acquisition_figures(viewer=hq_operator, date_from=DAY, date_to=DAY, group_by=group_by)
 
     row = by_key(figures)[key_of(org)]
     assert row.label == label
@@ -268,7 +268,7 @@ def test_channel_grouping_names_the_channel(org, hq_operator):
     follow(org.guide_a, at(DAY), channel=live)
     acquisition_daily_build(day=DAY)
 
-    rows = by_key(acquisition_figures(by=hq_operator, date_from=DAY, date_to=DAY, group_by="channel"))
+    rows = by_key(acquisition_figures(viewer=hq_operator, date_from=DAY, date_to=DAY, group_by="channel"))
 
     assert rows[live.pk].label == "直播间（LIVE）" and rows[live.pk].adds == 1
 
@@ -293,14 +293,14 @@ def busy_day(org):
 ])
 def test_each_persona_sees_the_figures_of_their_scope_only(busy_day, persona, stores, adds, request):
     viewer = request.getfixturevalue(persona)
-    figures = acquisition_figures(by=viewer, date_from=DAY, date_to=timezone.localdate(), group_by="store")
+    figures = acquisition_figures(viewer=viewer, date_from=DAY, date_to=timezone.localdate(), group_by="store")
 
     assert {row.label[-5:-1] for row in figures.rows} == stores
     assert figures.total.adds == adds
 
 
 def test_store_staff_see_only_their_own_figures(busy_day, staff_of_a):
-    figures = acquisition_figures(by=staff_of_a, date_from=DAY, date_to=timezone.localdate(), group_by="staff")
+    figures = acquisition_figures(viewer=staff_of_a, date_from=DAY, date_to=timezone.localdate(), group_by="staff")
 
     assert [(row.key, row.adds) for row in figures.rows] == [(busy_day.guide_a.pk, 3)]
 
@@ -309,14 +309,14 @@ def test_a_filter_outside_the_scope_shows_nothing_of_it(busy_day, store_manager_
     today = timezone.localdate()
     outside = AcquisitionFilters(store_id=busy_day.store_b.pk)
 
-    figures = acquisition_figures(by=store_manager_of_a, date_from=DAY, date_to=today, group_by="store",
+    figures = acquisition_figures(viewer=store_manager_of_a, date_from=DAY, date_to=today, group_by="store",
                                   filters=outside)
 
     assert figures.rows == [] and figures.total.adds == 0 and figures.total.cumulative == 0
 
 
 def test_a_region_filter_includes_its_sub_regions(busy_day, hq_operator):
-    figures = acquisition_figures(by=hq_operator, date_from=DAY, date_to=timezone.localdate(), group_by="store",
+    figures = acquisition_figures(viewer=hq_operator, date_from=DAY, date_to=timezone.localdate(), group_by="store",
                                   filters=AcquisitionFilters(region_id=busy_day.east.pk))
 
     assert {row.key for row in figures.rows} == {busy_day.store_a.pk, busy_day.store_a2.pk}
@@ -327,7 +327,7 @@ def test_leaderboards_rank_by_net_adds_and_by_deletion_rate_with_enough_adds(bus
         follow(busy_day.guide_b, at(DAY, 9, minute), ended_at=at(DAY, 10))
     acquisition_daily_build(day=DAY)
 
-    boards = acquisition_leaderboards(by=hq_operator, date_from=DAY, date_to=timezone.localdate(), min_adds=2)
+    boards = acquisition_leaderboards(viewer=hq_operator, date_from=DAY, date_to=timezone.localdate(), min_adds=2)
 
     assert [row.key for row in boards.top_stores][:1] == [busy_day.store_a.pk]
     assert boards.top_staff[0].key == busy_day.guide_a.pk
@@ -341,12 +341,12 @@ def test_leaderboards_rank_by_net_adds_and_by_deletion_rate_with_enough_adds(bus
 ])
 def test_a_bad_range_is_a_clear_error(org, hq_operator, date_from, date_to, message):
     with pytest.raises(DashboardError, match=message):
-        acquisition_figures(by=hq_operator, date_from=date_from, date_to=date_to, group_by="store")
+        acquisition_figures(viewer=hq_operator, date_from=date_from, date_to=date_to, group_by="store")
 
 
 def test_an_unknown_grouping_is_a_clear_error(org, hq_operator):
     with pytest.raises(DashboardError, match="未知的分组方式"):
-        acquisition_figures(by=hq_operator, date_from=DAY, date_to=DAY, group_by="customer")
+        acquisition_figures(viewer=hq_operator, date_from=DAY, date_to=DAY, group_by="customer")
 
 
 def test_a_login_without_a_role_sees_nothing_even_with_the_permission(busy_day):
@@ -357,13 +357,13 @@ def test_a_login_without_a_role_sees_nothing_even_with_the_permission(busy_day):
     nobody = UserFactory(username="no_role", is_staff=True)
     nobody.user_permissions.add(Permission.objects.get(codename="view_acquisitiondaily"))
 
-    figures = acquisition_figures(by=nobody, date_from=DAY, date_to=timezone.localdate(), group_by="day")
+    figures = acquisition_figures(viewer=nobody, date_from=DAY, date_to=timezone.localdate(), group_by="day")
 
     assert figures.total.adds == 0 and figures.total.cumulative == 0
 
 
 def test_a_filter_on_a_region_that_does_not_exist_shows_nothing(busy_day, hq_operator):
-    figures = acquisition_figures(by=hq_operator, date_from=DAY, date_to=timezone.localdate(), group_by="store",
+    figures = acquisition_figures(viewer=hq_operator, date_from=DAY, date_to=timezone.localdate(), group_by="store",
                                   filters=AcquisitionFilters(region_id=987654))
 
     assert figures.rows == [] and figures.total.cumulative == 0

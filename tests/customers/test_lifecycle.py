@@ -52,7 +52,7 @@ def test_an_event_for_customers_already_there_records_nothing(org):
 def test_staff_may_move_a_customer_back_by_hand_and_are_recorded(org, store_manager_of_a):
     buyer = customer(org.guide_a, stage=Stage.CUSTOMER)
     moved = customer_stage_set(customers=Customer.objects.filter(pk=buyer.pk), stage=Stage.LEAD,
-                               cause=Cause.MANUAL, by=store_manager_of_a)
+                               cause=Cause.MANUAL, viewer=store_manager_of_a, by=store_manager_of_a)
     assert moved == 1 and stages(buyer) == [Stage.LEAD]
     assert history(buyer) == [(Stage.CUSTOMER, Stage.LEAD, Cause.MANUAL, "manager_a")]
 
@@ -68,7 +68,8 @@ def test_a_manual_move_reaches_only_the_customers_the_staff_member_may_see(org, 
     mine = customer(org.guide_a, stage=Stage.FAN)
     other_store = customer(org.guide_b, stage=Stage.FAN)
     moved = customer_stage_set(customers=Customer.objects.filter(pk__in=[mine.pk, other_store.pk]),
-                               stage=Stage.VISITED, cause=Cause.MANUAL, by=store_manager_of_a)
+                               stage=Stage.VISITED, cause=Cause.MANUAL, viewer=store_manager_of_a,
+                               by=store_manager_of_a)
     assert moved == 1 and stages(mine, other_store) == [Stage.VISITED, Stage.FAN]
 
 
@@ -121,7 +122,8 @@ def test_moving_500_customers_is_one_statement(org, hq_operator, django_assert_m
     assert moved == 400
     assert StageChange.objects.filter(cause=Cause.TAGGED, to_stage=Stage.INTERESTED).count() == 400
     with django_assert_max_num_queries(3):
-        moved = customer_stage_set(customers=bulk, stage=Stage.FAN, cause=Cause.MANUAL, by=hq_operator)
+        moved = customer_stage_set(customers=bulk, stage=Stage.FAN, cause=Cause.MANUAL, viewer=hq_operator,
+                                   by=hq_operator)
     assert moved == 500
     assert set(StageChange.objects.filter(cause=Cause.MANUAL).values_list("from_stage", flat=True)) == {
         Stage.INTERESTED, Stage.LEAD}

@@ -55,8 +55,8 @@ def world(org):
     )
 
 
-def names(rule: dict, by) -> set[str]:
-    return set(segment_queryset(rule=rule, by=by).values_list("name", flat=True))
+def names(rule: dict, viewer) -> set[str]:
+    return set(segment_queryset(rule=rule, viewer=viewer).values_list("name", flat=True))
 
 
 # -- each condition ----------------------------------------------------------------------------------
@@ -125,7 +125,7 @@ def test_the_rule_is_one_query_on_customers_using_the_tag_array(world, hq_operat
             "member_levels": ["金卡"], "rfm": {"r": {"min": 1}}}
     user_scope(hq_operator)  # the viewer's scope is read once per request, before
     with CaptureQueriesContext(connection) as queries:
-        assert segment_queryset(rule=rule, by=hq_operator).count() == 1
+        assert segment_queryset(rule=rule, viewer=hq_operator).count() == 1
     on_customers = [q["sql"] for q in queries if "customers_customer" in q["sql"]]
     assert len(queries) == 2 and len(on_customers) == 1  # the other one reads the region tree
     sql = on_customers[0]
@@ -153,7 +153,7 @@ def test_a_stage_and_region_rule_reads_only_columns_of_the_covering_index(world,
     by = request.getfixturevalue(viewer)
     rule = {"tags": {"any": [world.vip.pk], "all": [world.mom.pk], "none": [world.black.pk]},
             "regions": [org.east.pk], "stages": ["interested", "lead"], "active": True, "spend": {"min": "100"}}
-    sql, _params = segment_queryset(rule=rule, by=by).order_by().values("pk").query.sql_with_params()
+    sql, _params = segment_queryset(rule=rule, viewer=by).order_by().values("pk").query.sql_with_params()
     read = set(re.findall(r'"customers_customer"\."(\w+)"', sql))
     with connection.cursor() as cursor:
         cursor.execute(COVER_COLUMNS_SQL)
@@ -245,19 +245,19 @@ def test_the_description_of_a_broken_rule_says_so(hq_operator):
 def test_each_viewer_counts_only_their_own_scope(world, hq_operator, region_manager_east, franchisee_owner,
                                                   store_manager_of_a, staff_of_a):
     everyone = segment({"tags": {"any": [world.vip.pk, world.mom.pk]}})
-    assert segment_count(segment=everyone, by=hq_operator) == 3
-    assert segment_count(segment=everyone, by=region_manager_east) == 2  # Alice, Bob
-    assert segment_count(segment=everyone, by=franchisee_owner) == 2
-    assert segment_count(segment=everyone, by=store_manager_of_a) == 1  # Alice
-    assert segment_count(segment=everyone, by=staff_of_a) == 1  # Alice is guide_a's own customer
+    assert segment_count(segment=everyone, viewer=hq_operator) == 3
+    assert segment_count(segment=everyone, viewer=region_manager_east) == 2  # Alice, Bob
+    assert segment_count(segment=everyone, viewer=franchisee_owner) == 2
+    assert segment_count(segment=everyone, viewer=store_manager_of_a) == 1  # Alice
+    assert segment_count(segment=everyone, viewer=staff_of_a) == 1  # Alice is guide_a's own customer
 
 
 def test_only_a_brand_wide_count_is_stored_on_the_segment(world, hq_operator, region_manager_east):
     seg = segment({"tags": {"any": [world.vip.pk]}})
-    segment_count(segment=seg, by=region_manager_east)
+    segment_count(segment=seg, viewer=region_manager_east)
     seg.refresh_from_db()
     assert seg.last_count is None
-    segment_count(segment=seg, by=hq_operator)
+    segment_count(segment=seg, viewer=hq_operator)
     seg.refresh_from_db()
     assert seg.last_count == 2 and seg.last_counted_at is not None
 
@@ -266,9 +266,9 @@ def test_the_sample_is_small_and_scoped(world, region_manager_east, org):
     for _ in range(25):
         customer(org.guide_b, tags=[world.vip])
     seg = segment({"tags": {"any": [world.vip.pk]}})
-    assert {c.name for c in segment_sample(segment=seg, by=region_manager_east)} == {"Alice", "Bob"}
-    assert len(segment_sample(segment=seg, by=region_manager_east, n=1)) == 1
-    assert len(segment_sample(rule=seg.rule, by=region_manager_east, n=20)) == 2
+    assert {c.name for c in segment_sample(segment=seg, viewer=region_manager_east)} == {"Alice", "Bob"}
+    assert len(segment_sample(segment=seg, viewer=region_manager_east, n=1)) == 1
+    assert len(segment_sample(rule=seg.rule, viewer=region_manager_east, n=20)) == 2
 
 
 def test_the_nightly_recount_refreshes_every_valid_segment(world):

@@ -169,7 +169,8 @@ def test_the_stage_history_is_scoped_filterable_and_searchable_exactly(region_ma
     from customers.models import Customer
 
     everyone = Customer.objects.filter(pk__in=[c.pk for c in people["east"] + people["south"]])
-    customer_stage_set(customers=everyone, stage=Stage.LEAD, cause=StageChange.Cause.MANUAL, by=hq_operator)
+    customer_stage_set(customers=everyone, stage=Stage.LEAD, cause=StageChange.Cause.MANUAL, viewer=hq_operator,
+                       by=hq_operator)
     url = reverse("admin:customers_stagechange_changelist")
     client.force_login(region_manager_east)
     shown = {row.customer_id for row in client.get(url).context["cl"].result_list}

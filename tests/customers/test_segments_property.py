@@ -174,7 +174,7 @@ def test_compiled_sql_selects_what_the_python_reading_selects(world, data):
             row["region_lineage"] = list(world.lineage(row["staff"].store.region_id)) if row["staff"] else []
         for check, (viewer, sees) in checks:
             expected = {row["pk"] for row in rows if sees(row) and segment_matches(check, row)}
-            compiled = set(segment_queryset(rule=check, by=viewer).values_list("pk", flat=True))
+            compiled = set(segment_queryset(rule=check, viewer=viewer).values_list("pk", flat=True))
             if compiled != expected:
                 mismatches.append((check, viewer.username, sorted(compiled - expected), sorted(expected - compiled)))
         transaction.set_rollback(True)

@@ -187,7 +187,7 @@ def test_tagging_250_relationships_goes_in_batches_records_a_refusal_and_is_safe
     Customer.objects.filter(external_userid=ids[1]).update(stage="customer")  # already further along
     sandbox.do("members/delete_customer", userid="a-guide", external_userid=ids[0])  # not heard of yet
 
-    run = customers_tag(selection=EVERYONE, add=[interest_tag], remove=[], by=hq_operator)
+    run = customers_tag(selection=EVERYONE, add=[interest_tag], remove=[], viewer=hq_operator, by=hq_operator)
     assert run.status == SyncRun.Status.RUNNING  # more than a handful: a job (its task is queued after commit)
     run = customers_tagging_run(run_id=run.pk)
 
@@ -206,7 +206,7 @@ def test_tagging_250_relationships_goes_in_batches_records_a_refusal_and_is_safe
     assert customers_tagging_run(run_id=run.pk).progress == progress  # a finished job does nothing again
     assert len(sandbox_calls(sandbox, MARK_TAG)) == 250
     again = customers_tagging_run(run_id=customers_tag(selection=EVERYONE, add=[interest_tag],
-                                                       remove=[], by=hq_operator).pk)
+                                                       remove=[], viewer=hq_operator, by=hq_operator).pk)
     assert again.progress["relationships_done"] == 249 and tagged.count() == 249  # the same state
     assert StageChange.objects.filter(cause="tagged").count() == 248
 
@@ -218,25 +218,25 @@ def test_a_few_customers_are_tagged_and_untagged_at_once(wecom_org, sandbox, int
                                              .values_list("pk", flat=True)))
     assert len(few.ids) <= TAGGING_INLINE_MAX
 
-    run = customers_tag(selection=few, add=[interest_tag], remove=[], by=hq_operator)
+    run = customers_tag(selection=few, add=[interest_tag], remove=[], viewer=hq_operator, by=hq_operator)
     assert run.status == SyncRun.Status.DONE and run.progress["relationships_done"] == 2
     follow = wecom_call("externalcontact/get", method="get", params={"external_userid": ids[0]})["follow_user"][0]
     assert [t["tag_id"] for t in follow["tags"]] == [interest_tag.wecom_tag_id]
 
-    customers_tag(selection=few, add=[], remove=[interest_tag], by=hq_operator)
+    customers_tag(selection=few, add=[], remove=[interest_tag], viewer=hq_operator, by=hq_operator)
     assert not Customer.objects.filter(tag_ids__contains=[interest_tag.pk]).exists()
     assert Customer.objects.get(external_userid=ids[0]).stage == "interested"  # stages never go back by tags
 
 
 def test_tagging_needs_a_tag_and_cannot_add_and_remove_the_same_one(wecom_org, interest_tag, hq_operator):
     with pytest.raises(TagError, match="请选择"):
-        customers_tag(selection=EVERYONE, add=[], remove=[], by=hq_operator)
+        customers_tag(selection=EVERYONE, add=[], remove=[], viewer=hq_operator, by=hq_operator)
     with pytest.raises(TagError, match="既添加又移除"):
-        customers_tag(selection=EVERYONE, add=[interest_tag], remove=[interest_tag], by=hq_operator)
+        customers_tag(selection=EVERYONE, add=[interest_tag], remove=[interest_tag], viewer=hq_operator, by=hq_operator)
     Tag.objects.filter(pk=interest_tag.pk).update(deleted=True)
     interest_tag.refresh_from_db()
     with pytest.raises(TagError, match="已删除"):
-        customers_tag(selection=EVERYONE, add=[interest_tag], remove=[], by=hq_operator)
+        customers_tag(selection=EVERYONE, add=[interest_tag], remove=[], viewer=hq_operator, by=hq_operator)
     assert not SyncRun.objects.filter(kind="customers.tagging").exists()
 
 
@@ -274,7 +274,7 @@ def test_the_stored_job_is_plain_json_with_no_pickled_query(wecom_org, sandbox, 
     customers_load(sandbox, "a-guide", 21, prefix="A")
     customers_sync_full()
     run = customers_tag(selection=CustomerSelection(filters={"stage__exact": "fan"}), add=[interest_tag],
-                        remove=[], by=hq_operator)
+                        remove=[], viewer=hq_operator, by=hq_operator)
     stored = SyncRun.objects.get(pk=run.pk).progress
     assert json.loads(json.dumps(stored)) == stored and "_query" not in stored
     assert "gASV" not in json.dumps(stored)  # base64 of a pickle's header
@@ -299,7 +299,8 @@ def test_a_store_managers_job_tags_only_its_own_stores_relationships(wecom_org, 
     a = customers_load(sandbox, "a-guide", 3, prefix="A")
     b = customers_load(sandbox, "b-guide", 3, prefix="B")
     customers_sync_full()
-    run = customers_tag(selection=EVERYONE, add=[interest_tag], remove=[], by=store_manager_of_a)
+    run = customers_tag(selection=EVERYONE, add=[interest_tag], remove=[], viewer=store_manager_of_a,
+                        by=store_manager_of_a)
     assert run.status == SyncRun.Status.DONE and run.progress["relationships_done"] == 3
     tagged = set(Customer.objects.filter(tag_ids__contains=[interest_tag.pk]).values_list("external_userid",
                                                                                             flat=True))
@@ -312,7 +313,8 @@ def test_a_job_whose_user_lost_their_scope_before_it_ran_tags_nothing(wecom_org,
                                                                      region_manager_east):
     customers_load(sandbox, "a-guide", 25, prefix="A")
     customers_sync_full()
-    run = customers_tag(selection=EVERYONE, add=[interest_tag], remove=[], by=region_manager_east)
+    run = customers_tag(selection=EVERYONE, add=[interest_tag], remove=[], viewer=region_manager_east,
+                        by=region_manager_east)
     assert run.status == SyncRun.Status.RUNNING and run.progress["customers_estimate"] == 25
     Access.objects.filter(user=region_manager_east).delete()
 
@@ -336,7 +338,7 @@ def test_a_tampered_stored_job_cannot_execute_anything_and_tags_no_one(wecom_org
                                                                        hq_operator, tmp_path):
     customers_load(sandbox, "a-guide", 25, prefix="A")
     customers_sync_full()
-    run = customers_tag(selection=EVERYONE, add=[interest_tag], remove=[], by=hq_operator)
+    run = customers_tag(selection=EVERYONE, add=[interest_tag], remove=[], viewer=hq_operator, by=hq_operator)
     marker = tmp_path / "pwned"
     for payload in ({"_query": base64.b64encode(pickle.dumps(_Payload(marker))).decode()},
                     {"selection": {"filters": {"id__gt": "0"}}}, {"selection": {"ids": ["1; DROP TABLE x"]}},
