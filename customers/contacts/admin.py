@@ -28,7 +28,6 @@ from customers.contacts.selection import (
     EXTERNAL_USERID,
     IDS_MAX,
     CustomerSelection,
-    CustomerSelectionError,
     customer_selection_from_params,
     customer_selection_of_ids,
     customers_in_region,
@@ -38,7 +37,7 @@ from customers.contacts.selectors import customer_sections
 from customers.contacts.services import DESCRIPTION_MAX, REMARK_MAX, customer_sync_one, relationship_remark
 from customers.members.services import MemberDataError, mobile_masked, mobile_normalize
 from customers.models import Customer, Member, Relationship, Tag
-from customers.tags.services import TagError, customers_tag
+from customers.tags.services import customers_tag
 from portal.admin_base import ScopedAdmin, scoped
 from portal.pagination import capped_count
 from portal.spreadsheets import SafeExportResource, SpreadsheetAdminMixin
@@ -326,13 +325,10 @@ class CustomerAdmin(SpreadsheetAdminMixin, ExportMixin, ScopedAdmin):
             form = CustomerTagForm(request.POST)
             if form.is_valid():
                 tags = list(form.cleaned_data["tags"])
-                try:
-                    run = customers_tag(selection=self._selection(request, queryset),
-                                        add=tags if mode == "add" else [], remove=tags if mode == "remove" else [],
-                                        viewer=request.user, by=request.user)
-                except (TagError, CustomerSelectionError) as exc:
-                    self.message_user(request, str(exc), messages.ERROR)
-                    return None
+                # a TagError or CustomerSelectionError is said on the list by ScopedAdmin
+                run = customers_tag(selection=self._selection(request, queryset),
+                                    add=tags if mode == "add" else [], remove=tags if mode == "remove" else [],
+                                    viewer=request.user, by=request.user)
                 self._tag_report(request, run)
                 return None
         else:

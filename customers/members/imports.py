@@ -64,6 +64,7 @@ from customers.members.tasks import member_import_task
 from customers.models import MemberImport
 from portal.errors import DomainError
 from portal.spreadsheets import CSV_MAX_LINE_CHARS, line_too_long_message
+from portal.tasks import enqueue_after_commit
 from portal.uploads import FileRefused
 from portal.xlsx import JOB_LIMITS, XlsxUnsupported, openpyxl_rows, xlsx_open
 
@@ -806,8 +807,6 @@ def member_file_check(binary) -> None:
 
 def member_import_enqueue(*, job: MemberImport) -> None:
     """Run the job on a worker once the upload is committed."""
-    from portal.tasks import enqueue_after_commit
-
     enqueue_after_commit(member_import_task, job_id=job.pk)
 
 

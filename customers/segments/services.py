@@ -12,6 +12,7 @@ from customers.models import Segment, SegmentSnapshot
 from customers.segments.rules import SegmentRuleError, segment_rule_normalize
 from customers.segments.selectors import _system_queryset, segment_count, segment_queryset, segment_statement
 from customers.segments.tasks import segment_snapshot_fill_task
+from portal.tasks import enqueue_after_commit
 
 if TYPE_CHECKING:
     from portal.models import User
@@ -65,8 +66,6 @@ def segment_materialize(*, segment: Segment, by: User) -> SegmentSnapshot:
 
 def segment_materialize_enqueue(*, segment: Segment, by: User) -> SegmentSnapshot:
     """The same for big segments: the snapshot is queued and a Celery task fills it."""
-    from portal.tasks import enqueue_after_commit
-
     snapshot = _snapshot_create(segment=segment, by=by, status=SegmentSnapshot.Status.QUEUED)
     enqueue_after_commit(segment_snapshot_fill_task, snapshot_id=snapshot.pk)
     return snapshot

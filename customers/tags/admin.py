@@ -36,9 +36,9 @@ def _validation(call):
         raise forms.ValidationError(str(exc)) from exc
 
 
-class TagErrorsAsMessagesMixin:
-    """Tags are only marked deleted (as in WeCom), through the tag services; WeCom refusing an edit after our
-    checks passed is a TagError, said on the page by ScopedAdmin."""
+class SoftDeletedTagsMixin:
+    """Tags and groups are only marked deleted (as in WeCom), through the tag services. WeCom refusing an edit
+    after our checks passed is a TagError, which ScopedAdmin says on the page (nothing changes)."""
 
     def delete_queryset(self, request, queryset):
         self._delete(request, list(queryset))
@@ -85,7 +85,7 @@ class TagInline(admin.TabularInline):
 
 
 @admin.register(TagGroup)
-class TagGroupAdmin(TagErrorsAsMessagesMixin, ScopedAdmin):
+class TagGroupAdmin(SoftDeletedTagsMixin, ScopedAdmin):
     form = TagGroupForm
     list_display = ("name", "order", "live_tags", "wecom_group_id", "deleted")
     list_filter = ("deleted",)
@@ -154,7 +154,7 @@ class TagForm(forms.ModelForm):
 
 
 @admin.register(Tag)
-class TagAdmin(TagErrorsAsMessagesMixin, ScopedAdmin):
+class TagAdmin(SoftDeletedTagsMixin, ScopedAdmin):
     form = TagForm
     list_display = ("name", "group", "order", "advances_to", "deleted")
     list_filter = ("deleted", "advances_to", "group")

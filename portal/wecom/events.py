@@ -17,6 +17,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from portal.registry import registry_add
+from portal.tasks import enqueue_after_commit
 from portal.wecom.models import CallbackEvent
 from portal.wecom.redaction import text_redact
 from portal.wecom.tasks import callback_process_task
@@ -82,7 +83,6 @@ def callback_events_due(*, stuck_after: timedelta = timedelta(minutes=10),
 
 def callback_events_replay(*, event_ids: list[int]) -> int:
     """Queue the given events to be processed again (after a fix, or to re-apply them)."""
-    from portal.tasks import enqueue_after_commit
     ids = list(CallbackEvent.objects.filter(pk__in=event_ids).exclude(status=CallbackEvent.Status.PROCESSING)
                .values_list("pk", flat=True))
     for event_id in ids:
