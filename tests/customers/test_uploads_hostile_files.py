@@ -31,7 +31,7 @@ from portal.spreadsheets import IMPORT_FORMATS, SafeImportForm
 from portal.uploads import FileRefused
 from portal.xlsx import JOB_LIMITS, WEB_LIMITS, XlsxLimits, _Budget, _CountedPart, xlsx_open, xlsx_values
 from stores.models import Store
-from tests.customers.test_members_import import HEADER, csv_bytes, run, xlsx_bytes
+from tests.customers.members.test_members_import import HEADER, csv_bytes, run, xlsx_bytes
 
 MB = 1024 * 1024
 MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"

@@ -19,7 +19,7 @@ from portal.errors import DomainError
 from stores.models import Staff
 from stores.org import admin as org_admin
 from stores.org.services import OrgError
-from tests.customers.test_members_api import bearer, writer_token
+from tests.customers.members.test_members_api import bearer, writer_token
 
 # Errors that are not a refused business rule, and why.
 NOT_DOMAIN = {

@@ -20,17 +20,14 @@ from portal.wecom.models import SyncRun
 from portal.wecom.syncs import sync_kinds
 from stores.models import Staff
 from tests.conftest import eventually
-from tests.customers.sync_helpers import (
+from tests.customers.helpers import (
     callbacks_settled,
     corp_tags_create,
     customers_load,
     follow_load,
     sandbox_calls,
     snapshot,
-    wecom_org,
 )
-
-__all__ = ["wecom_org"]  # the fixture, imported for pytest
 
 BATCH = "externalcontact/batch/get_by_user"
 

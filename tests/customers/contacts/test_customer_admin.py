@@ -18,10 +18,8 @@ from customers.tags.services import tags_pull
 from portal import pagination
 from portal.models import AuditEvent
 from portal.wecom.gateway import wecom_call
-from tests.customers.sync_helpers import corp_tags_create, customers_load, sandbox_calls, wecom_org
-from tests.factories import CustomerFactory, StaffFactory, TagFactory
-
-__all__ = ["wecom_org"]  # the fixture, imported for pytest
+from tests.customers.helpers import corp_tags_create, customers_load, sandbox_calls
+from tests.factories import CustomerFactory, StaffFactory, TagFactory, relationship_in
 
 CHANGELIST = "admin:customers_customer_changelist"
 
@@ -255,3 +253,43 @@ def test_a_remark_is_written_to_wecom_first_and_a_too_long_one_never_leaves(weco
     client.force_login(store_manager_of_a)
     assert client.get(url).status_code == 200  # viewing
     assert client.post(url, {"remark": "店长改的", "description": ""}).status_code == 403
+
+
+# -- the count an HQ operator is told on a huge list -------------------------------------------------------
+def _paginator_line(client) -> str:
+    page = client.get(reverse("admin:customers_customer_changelist"), {"q": "张"}).content.decode()
+    return page[page.index('<p class="paginator">'):].split("</p>", 1)[0]
+
+
+def test_an_estimated_count_says_about_and_an_exact_one_does_not(org, hq_operator, client, monkeypatch):
+    for i in range(3):
+        CustomerFactory(name=f"张{i}号", staff=org.guide_a)
+    client.force_login(hq_operator)
+    exact = _paginator_line(client)
+    assert "约" not in exact and "3" in exact
+
+    # What a search over millions looks like: a costly plan, more rows than the probe.
+    monkeypatch.setattr(pagination, "query_plan_estimate", lambda queryset: (40_000, 90_000.0))
+    monkeypatch.setattr(pagination, "COUNT_PROBE", 2)
+    estimated = _paginator_line(client)
+    assert "约" in estimated and "40000" in estimated.replace(",", "")
+
+
+# -- a hand-edited list URL with a non-numeric store, region or tag: Django's "bad filter" answer, not a 500 --
+@pytest.mark.parametrize("param", ["store__id__exact", "region__id__exact", "tag"])
+def test_a_non_numeric_filter_value_is_refused_cleanly(org, hq_operator, client, param):
+    TagFactory(name="高意向")  # the tag filter is offered only when the corp has tags
+    client.force_login(hq_operator)
+    response = client.get(reverse("admin:customers_customer_changelist"), {param: "1 OR 1=1"})
+    assert response.status_code == 302 and response["Location"].endswith("?e=1")
+
+
+# -- remark mobiles on the relationship page: masked, like members' mobiles ---------------------------------
+def test_hq_sees_remark_mobiles_masked_never_whole(org, hq_operator, client):
+    relationship = relationship_in(org.store_a)
+    relationship.remark_mobiles = ["+86 138-0013-8000", "0571-8888666"]
+    relationship.save(update_fields=["remark_mobiles"])
+    client.force_login(hq_operator)
+    page = client.get(reverse("admin:customers_relationship_change", args=[relationship.pk])).content.decode()
+    assert "138****8000" in page and "****8666" in page
+    assert "138-0013-8000" not in page and "13800138000" not in page and "0571-8888666" not in page

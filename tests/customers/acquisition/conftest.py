@@ -5,19 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from django.utils import timezone
 
-from customers.models import Channel, ContactWay, Customer, Relationship, Tag, TagGroup, WelcomeMessage
+from customers.models import Channel, ContactWay, Tag, TagGroup, WelcomeMessage
 from portal.wecom.gateway import wecom_call
-from stores.models import Staff, Store
+from stores.models import Staff
+from tests.customers.acquisition.helpers import sandbox_members_load
 from tests.factories import StaffFactory
-
-
-def sandbox_members_load(sandbox, staff: list[Staff]) -> None:
-    """WeCom knows these members (codes can only be made for members it knows)."""
-    departments = {s.store_id for s in staff}
-    sandbox.do("addressbook/load", departments=[{"id": 1000 + d, "name": f"门店{d}"} for d in departments],
-               members=[{"userid": s.userid, "name": s.name, "department": [1000 + s.store_id]} for s in staff])
 
 
 @pytest.fixture
@@ -26,19 +19,6 @@ def wecom_org(org, sandbox):
     StaffFactory(userid="a2-guide", name="陈导购", store=org.store_a2)
     sandbox_members_load(sandbox, list(Staff.objects.all()))
     return org
-
-
-def way_in_sandbox(config_id: str) -> dict:
-    return wecom_call("externalcontact/get_contact_way", data={"config_id": config_id})["contact_way"]
-
-
-TOKEN_ERRORS = {40014, 41001, 42001}  # refused before the endpoint ran (a reset sandbox forgets our token)
-
-
-def sandbox_calls(sandbox, endpoint: str) -> list[dict]:
-    """The calls the sandbox received at ``endpoint`` that reached it (not refused for the token)."""
-    calls = sandbox.get("calls", endpoint=endpoint, limit=2000)["calls"]
-    return [c for c in calls if c.get("errcode") not in TOKEN_ERRORS]
 
 
 @dataclass
@@ -68,14 +48,3 @@ def poster_channel(wecom_org) -> Acquisition:
                              channel=channel, campaign_ref="SPRING")
     assert way.config_id, way.last_error
     return Acquisition(channel=channel, welcome=welcome, tag=tag, way=way)
-
-
-def relationship_store(*, external_userid: str, name: str, staff: Staff, state: str = "") -> Relationship:
-    """What the sync developer's add handler stores before it calls acquisition_on_add."""
-    store: Store = staff.store
-    customer, _ = Customer.objects.get_or_create(external_userid=external_userid, defaults={
-        "name": name, "staff": staff, "store": store, "region": store.region, "franchisee": store.franchisee,
-        "first_added_at": timezone.now()})
-    relationship, _ = Relationship.objects.get_or_create(customer=customer, staff=staff, defaults={
-        "store": store, "added_at": timezone.now(), "add_way": 1, "state": state})
-    return relationship

@@ -15,7 +15,7 @@ from portal.models import AuditEvent
 from stores.access.services import access_grant, api_token_issue, user_for_wecom_member
 from stores.models import Access, Role, Staff, Store
 from tests.factories import StaffFactory, UserFactory
-from tests.stores.test_import_export import STAFF_HEADER, STORE_HEADER, import_preview, xlsx
+from tests.stores.org.test_import_export import STAFF_HEADER, STORE_HEADER, import_preview, xlsx
 
 
 def bearer(key: str) -> dict:

@@ -64,7 +64,7 @@ def test_store_manager_edits_own_staff_but_cannot_move_them_out_of_scope(client,
 
 
 def test_the_openapi_schema_is_served(client, hq_operator):
-    client.force_login(hq_operator)  # the schema and the docs need a login (tests/stores/test_tokens_and_throttles.py)
+    client.force_login(hq_operator)  # the schema and the docs need a login (access/test_tokens_and_throttles.py)
     response = client.get(reverse("api-schema"), {"format": "json"})
     assert response.status_code == 200
     assert "/api/v1/stores/" in response.json()["paths"]

@@ -19,10 +19,9 @@ from customers.models import Channel, ContactWay
 from portal.wecom.gateway import WeComError
 from portal.wecom.models import SyncRun
 from stores.models import Staff
-from tests.customers.acquisition_helpers import sandbox_calls, sandbox_members_load, way_in_sandbox, wecom_org
+from tests.customers.acquisition.helpers import sandbox_members_load, way_in_sandbox
+from tests.customers.helpers import sandbox_calls
 from tests.factories import StaffFactory, StoreFactory
-
-__all__ = ["wecom_org"]  # the fixture, imported for pytest
 
 pytestmark = pytest.mark.integration
 ADD = "externalcontact/add_contact_way"

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from customers.models import Customer, Member, Stage
 from customers.segments.rules import segment_matches
 from customers.segments.selectors import segment_queryset
-from tests.customers.segments_helpers import SH, tags
+from tests.customers.segments.helpers import SH, tags
 from tests.factories import ChannelFactory, StaffFactory
 
 DAYS = 10  # customers' dates and the rules' bounds fall within the last 10 days, so they often meet

@@ -35,9 +35,7 @@ from portal.wecom.gateway import wecom_call
 from portal.wecom.models import SyncRun
 from stores.models import Access
 from tests.conftest import eventually
-from tests.customers.sync_helpers import corp_tags_create, customers_load, sandbox_calls, wecom_org
-
-__all__ = ["wecom_org"]  # the fixture, imported for pytest
+from tests.customers.helpers import corp_tags_create, customers_load, sandbox_calls
 
 ADD_TAG, MARK_TAG = "externalcontact/add_corp_tag", "externalcontact/mark_tag"
 EVERYONE = CustomerSelection()  # no filter: every customer the acting user may see

@@ -17,14 +17,8 @@ from customers.models import Channel, ContactWay, Customer, Relationship, Welcom
 from portal.wecom.events import handler_for
 from portal.wecom.gateway import wecom_call
 from tests.conftest import eventually
-from tests.customers.acquisition_helpers import (
-    poster_channel,
-    relationship_store,
-    sandbox_calls,
-    wecom_org,
-)
-
-__all__ = ["poster_channel", "wecom_org"]  # fixtures, imported for pytest
+from tests.customers.acquisition.helpers import relationship_store
+from tests.customers.helpers import sandbox_calls
 
 pytestmark = pytest.mark.integration
 SEND = "externalcontact/send_welcome_msg"

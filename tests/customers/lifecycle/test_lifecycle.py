@@ -15,7 +15,7 @@ from customers.lifecycle.services import (
 )
 from customers.models import Customer, Stage, StageChange
 from stores.access.scoping import user_scope
-from tests.customers.segments_helpers import customer
+from tests.customers.segments.helpers import customer
 
 Cause = StageChange.Cause
 

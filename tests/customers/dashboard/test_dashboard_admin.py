@@ -12,7 +12,7 @@ from openpyxl import load_workbook
 
 from customers.dashboard.services import acquisition_daily_build
 from customers.models import AcquisitionDaily, Relationship
-from tests.customers.dashboard_helpers import at, follow
+from tests.customers.dashboard.helpers import at, follow
 
 DASHBOARD = "admin:customers_acquisitiondaily_dashboard"
 EXPORT = "admin:customers_acquisitiondaily_dashboard_export"

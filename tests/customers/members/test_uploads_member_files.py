@@ -18,7 +18,7 @@ from customers.members.imports import member_import_files_purge
 from customers.models import MemberImport
 from portal.schedules import schedules_declared
 from portal.uploads import ImportPreviewStorage
-from tests.customers.test_members_import import csv_bytes, job_for, run
+from tests.customers.members.test_members_import import csv_bytes, job_for, run
 
 GOOD = csv_bytes([["M1", "13800000001", "", "王芳", "", "", "", "", "", ""]])
 BAD_HEADER = csv_bytes([["M1"]], header=["卡号"])

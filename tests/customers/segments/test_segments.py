@@ -31,7 +31,7 @@ from customers.segments.services import (
 )
 from customers.segments.tasks import segment_snapshot_fill_task
 from stores.access.scoping import user_scope
-from tests.customers.segments_helpers import at, customer, member, segment, tags
+from tests.customers.segments.helpers import at, customer, member, segment, tags
 from tests.factories import ChannelFactory, StaffFactory
 
 

@@ -25,10 +25,8 @@ from customers.members.services import (
 )
 from customers.models import Customer, Member, Relationship
 from portal.wecom.gateway import wecom_call
-from tests.customers.sync_helpers import customers_load, wecom_org
+from tests.customers.helpers import customers_load
 from tests.factories import CustomerFactory
-
-__all__ = ["wecom_org"]  # the fixture, imported for pytest
 
 MOBILE = "13800001234"
 

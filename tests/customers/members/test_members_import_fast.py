@@ -17,7 +17,7 @@ from django.db import OperationalError, connection
 from customers.members import imports as members_import
 from customers.members.services import mobile_hash
 from customers.models import Member, MemberImport
-from tests.customers.test_members_import import HEADER, csv_bytes, generated_rows, run
+from tests.customers.members.test_members_import import HEADER, csv_bytes, generated_rows, run
 from tests.factories import CustomerFactory
 
 

@@ -24,7 +24,7 @@ from customers.models import Member
 from portal import spreadsheets
 from portal.xlsx import XlsxUnsupported, xlsx_values
 from stores.models import Store
-from tests.customers.test_members_import import csv_bytes, xlsx_bytes
+from tests.customers.members.test_members_import import HEADER, csv_bytes, xlsx_bytes
 
 IMPORT = "admin:customers_member_import"
 CONFIRM = "admin:customers_member_process_import"
@@ -313,3 +313,58 @@ def test_a_workbook_the_fast_reader_does_not_handle_is_read_by_openpyxl(monkeypa
     slow = MemberXLSX().create_dataset(data)
     assert slow.headers == fast.headers and list(slow) == list(fast)
     assert list(fast)[0][9] == "A001" and list(fast)[0][8] == datetime(2026, 1, 5)
+
+
+# -- the acceptance case: 10,000 rows through the preview, each bad line shown, then the fixed file imported --
+def _xlsx_streamed(rows: list[list]) -> bytes:
+    """A real .xlsx, written by openpyxl's streaming writer (the quicker one for 10,000 rows)."""
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet()
+    for row in [HEADER, *rows]:
+        sheet.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+ROWS = 10_000
+BAD_LINES = {2 + 17, 2 + 4_321, 2 + 9_998}  # spreadsheet lines (line 1 is the header)
+
+
+def _rows(*, with_bad: bool) -> list[list]:
+    rows = []
+    for i in range(ROWS):
+        line = i + 2
+        mobile = "12345" if with_bad and line in BAD_LINES else f"139{i:08d}"
+        rows.append([f"XL{i:06d}", mobile, "", f"会员{i}", "金卡" if i % 3 else "银卡", i % 700, f"{i % 900}.80",
+                     i % 20, "2026-09-30" if i % 20 else "", "A001" if i % 2 else "B001"])
+    return rows
+
+
+def _preview(client, content: bytes):
+    return client.post(reverse("admin:customers_member_import"),
+                       {"import_file": SimpleUploadedFile("会员.xlsx", content), "format": "1", "resource": "0"})
+
+
+def test_hq_previews_10000_rows_sees_each_bad_line_then_imports_the_fixed_file(client, hq_operator, org):
+    client.force_login(hq_operator)
+    response = _preview(client, _xlsx_streamed(_rows(with_bad=True)))
+    assert response.status_code == 200
+    result = response.context["result"]
+    assert {row.number for row in result.invalid_rows} == {line - 1 for line in BAD_LINES}  # data row numbers
+    page = response.content.decode()
+    assert page.count("手机号“12345”无效") == len(BAD_LINES)
+    assert all(f"<td>第 {line} 行</td>" in page for line in BAD_LINES)  # the lines as the spreadsheet numbers them
+    assert not response.context.get("confirm_form")  # nothing can be confirmed while rows are bad
+    assert not Member.objects.exists()
+
+    response = _preview(client, _xlsx_streamed(_rows(with_bad=False)))
+    result = response.context["result"]
+    assert not result.has_errors() and not result.has_validation_errors()
+    assert result.totals["new"] == ROWS
+    assert "共 10,000 行，仅显示前 100 行" in response.content.decode()  # the page stays small
+    assert not Member.objects.exists()  # a preview writes nothing
+    response = client.post(reverse("admin:customers_member_process_import"), response.context["confirm_form"].initial)
+    assert response.status_code == 302
+    assert Member.objects.count() == ROWS
+    assert Member.objects.get(member_no="XL000123").mobile_masked == "139****0123"

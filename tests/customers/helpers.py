@@ -1,26 +1,14 @@
-"""Fixtures for the sync tests: the org's members in the sandbox, customers loaded quietly, snapshots."""
+"""Helpers for the customers tests that talk to the sandbox: customers loaded quietly, the calls it received,
+corp tags made in WeCom, snapshots of what a user sees, callbacks settled. Fixtures are in conftest.py."""
 
 from __future__ import annotations
-
-import pytest
 
 from customers.models import Customer, Relationship
 from portal.wecom.gateway import wecom_call
 from portal.wecom.models import CallbackEvent
-from stores.models import Staff
 from tests.conftest import eventually
 
 TOKEN_ERRORS = {40014, 41001, 42001}  # refused before the endpoint ran (a reset sandbox forgets our token)
-
-
-@pytest.fixture
-def wecom_org(org, sandbox):
-    """store A = department 10 (a-manager, a-guide), store B = department 20 (b-guide), known to WeCom."""
-    sandbox.do("addressbook/load", departments=[{"id": 10, "name": org.store_a.name},
-                                                {"id": 20, "name": org.store_b.name}],
-               members=[{"userid": s.userid, "name": s.name, "department": [10 if s.store == org.store_a else 20]}
-                        for s in Staff.objects.all()])
-    return org
 
 
 def customers_load(sandbox, userid: str, count: int, *, prefix: str, start: int = 0, createtime: int | None = None,
@@ -41,6 +29,7 @@ def follow_load(sandbox, userid: str, external_userid: str, **follow) -> None:
 
 
 def sandbox_calls(sandbox, endpoint: str) -> list[dict]:
+    """The calls the sandbox received at ``endpoint`` that reached it (not refused for the token)."""
     calls = sandbox.get("calls", endpoint=endpoint, limit=2000)["calls"]
     return [c for c in calls if c.get("errcode") not in TOKEN_ERRORS]
 

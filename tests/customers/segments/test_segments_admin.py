@@ -11,7 +11,7 @@ from django.urls import reverse
 from customers.lifecycle.services import customer_stage_set
 from customers.models import Segment, SegmentSnapshot, SegmentSnapshotMember, Stage, StageChange
 from customers.segments import services as segments_service
-from tests.customers.segments_helpers import customer, member, segment, tags
+from tests.customers.segments.helpers import customer, member, segment, tags
 
 ADD = reverse("admin:customers_segment_add")
 CHANGELIST = reverse("admin:customers_segment_changelist")

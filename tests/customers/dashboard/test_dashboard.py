@@ -19,7 +19,7 @@ from customers.dashboard.selectors import (
 from customers.dashboard.services import acquisition_daily_build
 from customers.models import AcquisitionDaily, Relationship
 from stores.models import Staff
-from tests.customers.dashboard_helpers import at, follow
+from tests.customers.dashboard.helpers import at, follow
 from tests.factories import ChannelFactory, StaffFactory
 
 DAY = date(2026, 3, 1)
