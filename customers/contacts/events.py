@@ -24,7 +24,6 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from customers.contacts.services import (
-    customer_lock,
     customer_read,
     customers_refresh,
     read_apply,
@@ -33,6 +32,7 @@ from customers.contacts.services import (
 from customers.lifecycle.services import stage_on_first_add
 from customers.models import Customer, Relationship
 from portal.audit import audit_record
+from portal.locks import TextLock, xact_lock
 from portal.models import AuditEvent
 from stores.models import Staff
 
@@ -115,7 +115,7 @@ def contact_event_apply(*, change_type: str, fields: dict) -> str:
     if not external_userid:
         return "ignored: no ExternalUserID"
     with transaction.atomic():
-        customer_lock(external_userid)
+        xact_lock(TextLock.CUSTOMER, external_userid)  # taken before WeCom is read
         return _contact_event_locked(change_type, fields, userid, external_userid)
 
 
@@ -183,7 +183,7 @@ def transfer_failed_record(*, fields: dict) -> str:
     detail = {"takeover_userid": fields.get("UserID") or "", "reason": fields.get("FailReason") or "",
               "at": event_time(fields).isoformat()}
     with transaction.atomic():
-        customer_lock(external_userid)
+        xact_lock(TextLock.CUSTOMER, external_userid)  # taken before WeCom is read
         read_apply(customer_read(external_userid=external_userid, caller="customers.event.transfer_fail"))
         customer_id = _customer_id_ensure(external_userid)
         recorded = AuditEvent.objects.filter(action=TRANSFER_FAIL, target_ids__contains=[customer_id],

@@ -49,6 +49,7 @@ from customers.members.tasks import members_unify_task
 from customers.models import STAGE_ORDER, Customer, Member, Relationship, StageChange, Tag
 from portal.audit import audit_record
 from portal.errors import DomainError
+from portal.locks import TextLock, session_lock_try, xact_lock
 from portal.tasks import enqueue_after_commit
 from portal.wecom.gateway import WeComError, wecom_call
 from portal.wecom.models import SyncRun
@@ -388,7 +389,7 @@ def customer_sync_one(*, customer: Customer) -> ApplyResult:
     """'Sync this customer now': WeCom's current view of the customer and all its follows; relationships
     WeCom no longer shows are ended as in the full sync. Never touches another customer."""
     with transaction.atomic():
-        customer_lock(customer.external_userid)
+        xact_lock(TextLock.CUSTOMER, customer.external_userid)
         read_started = timezone.now()
         read = customer_read(external_userid=customer.external_userid, caller="customers.sync_one")
         result = read_apply(read)
@@ -403,13 +404,6 @@ def customer_sync_one(*, customer: Customer) -> ApplyResult:
         customers_refresh(customer_ids=result.customer_ids | {customer.pk})
         staff_counts_refresh(staff_ids=result.staff_ids)
     return result
-
-
-def customer_lock(external_userid: str) -> None:
-    """Serialise work on one customer (callbacks, 'sync now', reconciliation) until the transaction ends.
-    Taken *before* reading WeCom: the worker that waited reads a state at least as new as the one before."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"customers.sync:{external_userid}"])
 
 
 # -- full sync ------------------------------------------------------------------------------------------
@@ -473,7 +467,7 @@ def customers_sync_full(*, time_budget: float | None = None) -> SyncRun | None:
     Returns the run: done, failed (WeCom error; a rerun continues), or still running when
     ``time_budget`` seconds ran out (the task re-enqueues itself). None if another worker runs it now.
     """
-    with session_lock(FULL_KIND) as locked:
+    with session_lock_try(TextLock.CUSTOMERS_FULL_SYNC) as locked:  # one full sync at a time across workers
         if not locked:
             return None
         run = _full_run_resume_or_start()
@@ -513,24 +507,6 @@ def _full_sync_loop(run: SyncRun, deadline: float | None) -> None:
             return  # at least one page per slice; the task continues in a new one
 
 
-class session_lock:
-    """A PostgreSQL session advisory lock: one full sync at a time across workers, released if a worker dies."""
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def __enter__(self) -> bool:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [self.name])
-            self.locked = cursor.fetchone()[0]
-        return self.locked
-
-    def __exit__(self, *exc) -> None:
-        if self.locked:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [self.name])
-
-
 # -- nightly reconciliation -----------------------------------------------------------------------------
 @dataclass
 class Drift:
@@ -567,7 +543,7 @@ def _reconcile_staff(staff: Staff, drift: Drift) -> None:
         drift.active_here + len(ours)
     for external_userid in sorted(listed - ours):
         with transaction.atomic():
-            customer_lock(external_userid)
+            xact_lock(TextLock.CUSTOMER, external_userid)
             read_apply(customer_read(external_userid=external_userid, caller=RECONCILE_KIND))
             if Relationship.objects.filter(staff=staff, customer__external_userid=external_userid,
                                            status=Relationship.Status.ACTIVE).exists():

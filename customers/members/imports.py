@@ -38,7 +38,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -63,6 +62,7 @@ from customers.members.services import (
 from customers.members.tasks import member_import_task
 from customers.models import MemberImport
 from portal.errors import DomainError
+from portal.locks import IdLock, session_lock_try
 from portal.spreadsheets import CSV_MAX_LINE_CHARS, line_too_long_message
 from portal.tasks import enqueue_after_commit
 from portal.uploads import FileRefused
@@ -84,7 +84,6 @@ STAGE = "member_import_stage"
 TOUCHED = "member_import_touched"
 ANALYZE_AFTER_ROWS = 10_000
 ANALYZE_AFTER_SHARE = 0.1  # … and more than this share of the table (autovacuum's default threshold)
-LOCK_NAMESPACE = 7_301  # pg_advisory_lock(namespace, job id): one runner per job
 ATTEMPTS = 3  # a member number created by someone else mid-import: the whole file is run again
 MEMBER_NO_CONSTRAINT = "member_member_no_unique"
 DEADLOCK_DETECTED = "40P01"
@@ -619,21 +618,6 @@ def _deferred_fks(cursor) -> list[str]:
 
 # -- running ----------------------------------------------------------------------------------------
 
-@contextmanager
-def _job_lock(job_id: int):
-    """A session advisory lock: a second delivery of the same job (acks_late) waits its turn or skips;
-    a worker that dies releases it with its connection, so the job can be run again."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE, job_id])
-        got = cursor.fetchone()[0]
-    try:
-        yield got
-    finally:
-        if got:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, job_id])
-
-
 def _job_update(job: MemberImport, **values) -> None:
     for name, value in values.items():
         setattr(job, name, value)
@@ -658,7 +642,9 @@ def member_import_run(*, job: MemberImport, progress: Callable[[MemberImport], N
                       timings: ImportTimings | None = None) -> MemberImport:
     """Run a queued (or interrupted) import job to the end. Idempotent: a finished job is left alone.
     ``timings``, if given, is filled with where the time went."""
-    with _job_lock(job.pk) as got:
+    # A second delivery of the same job (acks_late) skips it; a worker that dies releases the lock with its
+    # connection, so the job can be run again.
+    with session_lock_try(IdLock.MEMBER_IMPORT, job.pk) as got:
         job.refresh_from_db()
         if not got or job.status in FINISHED:
             return job
@@ -852,7 +838,7 @@ def member_import_files_purge(*, now: datetime | None = None) -> int:
             .order_by("pk")[:PURGE_BATCH])
     for job in jobs:
         if job.status not in FINISHED:
-            with _job_lock(job.pk) as got:
+            with session_lock_try(IdLock.MEMBER_IMPORT, job.pk) as got:
                 if not got:
                     continue  # a worker is importing it right now
                 job.refresh_from_db()

@@ -25,11 +25,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers.contacts.selection import CustomerSelection, CustomerSelectionError, customers_selected
-from customers.contacts.services import customers_refresh, session_lock
+from customers.contacts.services import customers_refresh
 from customers.models import Relationship, Tag, TagGroup
 from customers.tags.tasks import customers_tagging_task, tags_purge_task
 from portal.audit import audit_record
 from portal.errors import DomainError
+from portal.locks import TextLock, session_lock_try
 from portal.pagination import capped_count
 from portal.tasks import enqueue_after_commit
 from portal.wecom.gateway import WeComError, WeComRateLimited, WeComUnavailable, wecom_call
@@ -330,7 +331,7 @@ def customers_tagging_run(*, run_id: int) -> SyncRun:
     """Run (or continue) a tagging job. Safe to call twice: a finished job does nothing."""
     from portal.models import User
 
-    with session_lock(f"{TAGGING_KIND}:{run_id}") as locked:
+    with session_lock_try(TextLock.CUSTOMERS_TAGGING, run_id) as locked:
         run = SyncRun.objects.get(pk=run_id)
         if not locked or run.status != SyncRun.Status.RUNNING:
             return run
