@@ -11,7 +11,7 @@ def _contact_handler(change_type: str):
     def handle(fields: dict) -> None:
         contact_event_apply(change_type=change_type, fields=fields)
 
-    handle.__name__ = f"customers_{change_type}"
+    handle.__name__ = handle.__qualname__ = f"customers_{change_type}"  # named apart in registry errors
     return handle
 
 

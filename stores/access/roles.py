@@ -6,7 +6,10 @@ Each app extends ``ROLE_PERMISSIONS`` for its models in AppConfig.ready(); ``rol
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
+
+from django.core.exceptions import ImproperlyConfigured
 
 from stores.access.models import Role
 
@@ -17,7 +20,19 @@ ROLE_PERMISSIONS: dict[str, set[str]] = defaultdict(set)
 ROLE_GROUP_NAMES = {role: f"角色：{role.label}" for role in Role}
 
 
+_DECLARED_IN: dict[tuple[str, str, str], str] = {}  # (role, app_label, model) -> the module that grants it
+
+
 def role_permissions_extend(*, role: str, app_label: str, model: str, actions: tuple[str, ...]) -> None:
+    """Grant ``role`` these actions on a model. Grants only add up (nothing can replace or take one back), and
+    a role's grants on a model come from one module, the model's subject: that module may grant more (e.g.
+    "add" after "view"); another module granting the same role on the same model is refused at startup,
+    naming both, so what a role may do on a model is read in one place."""
+    declaring = sys._getframe(1).f_globals.get("__name__", "?")
+    declared = _DECLARED_IN.setdefault((str(role), app_label, model), declaring)
+    if declared != declaring:
+        raise ImproperlyConfigured(f"role permissions {role}: {app_label}.{model} are granted by {declared} "
+                                   f"and again by {declaring}")
     ROLE_PERMISSIONS[role].update(f"{app_label}.{action}_{model}" for action in actions)
 
 

@@ -45,3 +45,35 @@ def test_a_second_schedule_panel_seeder_or_sync_kind_under_a_taken_name_is_refus
     kind = syncs.sync_kinds()[0]
     with pytest.raises(ImproperlyConfigured):
         syncs.sync_kind_register(syncs.SyncKind(kind=kind.kind, label="x", task="elsewhere.task"))
+
+
+def test_a_second_field_policy_for_a_model_is_refused(monkeypatch):
+    from portal import field_policy
+    from stores.models import Staff
+
+    monkeypatch.setattr(field_policy, "_POLICIES", dict(field_policy._POLICIES))
+    current = field_policy.field_policy_for(Staff)
+    field_policy.field_policy_register(model=Staff, policy=current)  # the same again: harmless
+    with pytest.raises(ImproperlyConfigured, match="field policy"):
+        field_policy.field_policy_register(model=Staff, policy=object())
+    assert field_policy.field_policy_for(Staff) is current
+
+
+def test_a_roles_grants_on_a_model_come_from_one_module_and_only_add_up(monkeypatch):
+    from stores.access import roles
+
+    monkeypatch.setattr(roles, "ROLE_PERMISSIONS", roles.defaultdict(set, {k: set(v) for k, v in
+                                                                          roles.ROLE_PERMISSIONS.items()}))
+    monkeypatch.setattr(roles, "_DECLARED_IN", dict(roles._DECLARED_IN))
+
+    def grant_from(module: str, actions: tuple[str, ...]) -> None:
+        exec("extend(role='store_staff', app_label='customers', model='segment', actions=actions)",
+             {"__name__": module, "extend": roles.role_permissions_extend, "actions": actions})
+
+    assert "customers.view_segment" not in roles.ROLE_PERMISSIONS["store_staff"]
+    grant_from("customers.segments.hooks", ("view",))
+    grant_from("customers.segments.hooks", ("add",))  # the declaring module may grant more
+    assert {"customers.view_segment", "customers.add_segment"} <= roles.ROLE_PERMISSIONS["store_staff"]
+    with pytest.raises(ImproperlyConfigured, match="customers.segments.hooks and again by customers.tags.hooks"):
+        grant_from("customers.tags.hooks", ("change",))
+    assert "customers.change_segment" not in roles.ROLE_PERMISSIONS["store_staff"]
