@@ -21,9 +21,9 @@ Values are exactly what ``openpyxl.load_workbook(read_only=True, data_only=True)
 values_only=True)`` gives — numbers as int/float, date-formatted numbers as datetime/timedelta
 (openpyxl's own format tests and conversions), booleans, strings (shared, inline, rich text joined),
 formulas as their cached value, missing cells and rows as None — tested against openpyxl in
-tests/customers/test_members_preview.py. Deliberate differences: rows past a wrong <dimension> are read,
-not dropped; rows without a dimension are padded to the widest; blank rows after the last value are
-left out. Anything unusual (strict OOXML, a chart sheet active, parts missing) raises XlsxUnsupported:
+tests/customers/members/test_members_preview.py. Deliberate differences: rows past a wrong <dimension>
+are read, not dropped; rows without a dimension are padded to the widest; blank rows after the last value
+are left out. Anything unusual (strict OOXML, a chart sheet active, parts missing) raises XlsxUnsupported:
 the caller may then use openpyxl (``openpyxl_rows``), after ``xlsx_archive_check``, with the same row
 and column limits.
 """

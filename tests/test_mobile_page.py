@@ -27,3 +27,14 @@ def test_store_staff_see_only_themselves(client, staff_of_a, org):
 def test_the_mobile_page_asks_anonymous_visitors_to_log_in(client, db):
     response = client.get(reverse("mobile:home"))
     assert response.status_code == 302 and reverse("mobile:login") in response["Location"]
+
+
+def test_a_store_manager_on_the_phone_lists_their_store_and_its_active_staff_only(store_manager_of_a, org):
+    from stores.models import Staff
+    from stores.org.selectors import org_in_scope
+    from stores.org.services import staff_depart
+
+    staff_depart(staff=Staff.objects.filter(pk=org.guide_a.pk))
+    listed = org_in_scope(viewer=store_manager_of_a)
+    assert [s.code for s in listed.stores] == [org.store_a.code]
+    assert [s.pk for s in listed.staff] == [org.manager_a.pk]  # the departed guide is no longer listed

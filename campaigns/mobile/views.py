@@ -11,19 +11,17 @@ from django.utils.translation import gettext as _
 
 from portal.wecom.gateway import WeComError
 from portal.wecom.oauth import OAuthFailed, oauth_authorize_url, oauth_userid
-from stores.access.scoping import user_scope
 from stores.access.services import user_for_wecom_member
-from stores.models import Staff, Store
+from stores.models import Staff
+from stores.org.selectors import org_in_scope
 
 OAUTH_SESSION_KEY = "wecom_oauth"
 
 
 @login_required
 def home(request):
-    scope = user_scope(request.user)
-    stores = Store.objects.for_scope(scope).select_related("region").order_by("code")[:20]
-    staff = Staff.objects.for_scope(scope).active().select_related("store").order_by("store_id", "name")[:200]
-    return render(request, "mobile/home.html", {"scope": scope, "stores": stores, "staff": staff})
+    org = org_in_scope(viewer=request.user)
+    return render(request, "mobile/home.html", {"scope": org.scope, "stores": org.stores, "staff": org.staff})
 
 
 @login_required

@@ -25,7 +25,7 @@ from customers.members.imports import (
     MemberImportError,
     cell_text,
     member_file_check,
-    member_import_enqueue,
+    member_import_create,
 )
 from customers.members.resources import (
     PREVIEW_ROWS,
@@ -305,10 +305,9 @@ class MemberImportAdmin(ScopedAdmin):
         return False  # a job is read-only once uploaded: its progress is shown, not edited
 
     def save_model(self, request, obj, form, change):
-        obj.created_by = request.user
-        obj.status = MemberImport.Status.QUEUED
-        super().save_model(request, obj, form, change)
-        member_import_enqueue(job=obj)
+        job = member_import_create(file=form.cleaned_data["file"], by=request.user)
+        obj.pk, obj.file, obj.status, obj.created_by, obj.created_at = (
+            job.pk, job.file.name, job.status, job.created_by, job.created_at)
         self.message_user(request, _("文件已上传，导入已排队；本页会自动刷新显示进度"), messages.SUCCESS)
 
     def response_add(self, request, obj, post_url_continue=None):

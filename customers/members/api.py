@@ -30,11 +30,9 @@ from customers.members.services import (
     mobile_masked,
     mobile_normalize,
 )
-from customers.members.tasks import members_unify_task
 from customers.models import Member
 from portal.api import ScopedModelSerializer, ScopedReadOnlyViewSet
 from portal.api_errors import ErrorSerializer
-from portal.tasks import enqueue_after_commit
 
 UPSERT_MAX = 1000
 
@@ -203,8 +201,6 @@ class MemberViewSet(ScopedReadOnlyViewSet):
             else:
                 outcome = written.outcomes[record.member_no]
                 results[index].update(status=outcome.status, id=outcome.member_id)
-        if written.written_ids:
-            enqueue_after_commit(members_unify_task, member_ids=written.written_ids)
         counts = {key: sum(1 for r in results if r["status"] == key) for key in ("created", "updated", "unchanged")}
         body = {**counts, "failed": sum(1 for r in results if r["status"] == "error"), "results": results}
         nothing_written = body["failed"] == len(results)  # a single object that failed, or a batch that all did

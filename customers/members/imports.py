@@ -40,8 +40,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.core.files import File
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -67,6 +69,9 @@ from portal.spreadsheets import CSV_MAX_LINE_CHARS, line_too_long_message
 from portal.tasks import enqueue_after_commit
 from portal.uploads import FileRefused
 from portal.xlsx import JOB_LIMITS, XlsxUnsupported, openpyxl_rows, xlsx_open
+
+if TYPE_CHECKING:
+    from portal.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -789,6 +794,23 @@ def member_file_check(binary) -> None:
         header = next(csv.reader(first_line), [])
     binary.seek(0)
     RowParser(header=header, store_ids={})
+
+
+def member_import_create(*, file: File, by: User | None = None, name: str = "", enqueue: bool = True) -> MemberImport:
+    """A member file for the fast path, as the admin's upload form and ``import_members`` make one: its name,
+    format and header are checked now (a MemberImportError, nothing stored), the job is stored queued with
+    ``by`` as its creator (a job runs only while that creator has HQ scope), and a worker runs it once the
+    upload commits. ``enqueue=False``: the caller runs it (``import_members --sync``)."""
+    name = name or file.name or ""
+    if not name.lower().endswith(ACCEPTED_SUFFIXES):
+        raise MemberImportError(_("只支持 CSV 或 .xlsx 文件"))
+    member_file_check(file)
+    job = MemberImport(status=MemberImport.Status.QUEUED, created_by=by)
+    job.file.save(name, file, save=False)
+    job.save()
+    if enqueue:
+        member_import_enqueue(job=job)
+    return job
 
 
 def member_import_enqueue(*, job: MemberImport) -> None:

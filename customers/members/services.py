@@ -33,8 +33,10 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
+from customers.members.tasks import members_unify_task
 from customers.models import Member
 from portal.errors import DomainError
+from portal.tasks import enqueue_after_commit
 from stores.access.scoping import user_scope
 from stores.models import Store
 
@@ -256,8 +258,9 @@ class UpsertOutcome:
 def members_upsert(*, records: list[MemberRecord]) -> dict[str, UpsertOutcome]:
     """Upsert already-validated records in one statement; returns each member_no's outcome.
 
-    Store codes must exist (callers check them, in the caller's scope); unification of the
-    written members is left to the caller (do it after commit).
+    Store codes must exist (callers check them, in the caller's scope). The members created or changed
+    are unified with WeCom customers by a task once the surrounding transaction commits (unchanged ones
+    are not: nothing about them moved).
     """
     if not records:
         return {}
@@ -273,8 +276,12 @@ def members_upsert(*, records: list[MemberRecord]) -> dict[str, UpsertOutcome]:
                    for pk, no, inserted in cursor.fetchall()}
     unchanged = [r.member_no for r in records if r.member_no not in written]
     ids = dict(Member.objects.filter(member_no__in=unchanged).values_list("member_no", "pk")) if unchanged else {}
-    return {r.member_no: written.get(r.member_no) or UpsertOutcome(ids.get(r.member_no), "unchanged")
-            for r in records}
+    outcomes = {r.member_no: written.get(r.member_no) or UpsertOutcome(ids.get(r.member_no), "unchanged")
+                for r in records}
+    written_ids = [o.member_id for o in outcomes.values() if o.member_id and o.status != "unchanged"]
+    if written_ids:
+        enqueue_after_commit(members_unify_task, member_ids=written_ids)
+    return outcomes
 
 
 def member_upsert(*, record: MemberRecord) -> UpsertOutcome:

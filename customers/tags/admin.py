@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 from customers.models import Tag, TagGroup
 from customers.tags.services import (
     TagError,
+    tag_advance_set,
     tag_create,
     tag_group_create,
     tag_group_name_validate,
@@ -173,8 +174,7 @@ class TagAdmin(SoftDeletedTagsMixin, ScopedAdmin):
         if change:
             saved = tag_update(tag=Tag.objects.select_related("group").get(pk=obj.pk), name=data["name"],
                                order=data["order"], by=request.user)
-            # Moving customers forward is ours alone: no WeCom call for it.
-            Tag.objects.filter(pk=saved.pk).update(advances_to=data["advances_to"])
+            saved = tag_advance_set(tag=saved, advances_to=data["advances_to"], by=request.user)
         else:
             saved = tag_create(group=data["group"], name=data["name"], order=data["order"],
                                advances_to=data["advances_to"], by=request.user)

@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 
 from customers.contacts.selection import CustomerSelection, CustomerSelectionError, customers_selected
 from customers.contacts.services import customers_refresh
-from customers.models import Relationship, Tag, TagGroup
+from customers.models import Relationship, Stage, Tag, TagGroup
 from customers.tags.tasks import customers_tagging_task, tags_purge_task
 from portal.audit import audit_record
 from portal.errors import DomainError
@@ -243,6 +243,20 @@ def tag_update(*, tag: Tag, name: str, order: int, by: User | None = None) -> Ta
         audit_record(action="customers.tag.update", target_type="customers.tag", target_ids=[tag.pk], by=by,
                      detail={"name": name, "order": order})
     tag.refresh_from_db()
+    return tag
+
+
+def tag_advance_set(*, tag: Tag, advances_to: str, by: User | None = None) -> Tag:
+    """The stage a tag moves its customers forward to ("" for none). Ours alone: WeCom is not asked. Customers
+    already carrying the tag advance when they are next refreshed (sync, callback, tagging), never back."""
+    if advances_to and advances_to not in Stage.values:
+        raise TagError(_("未知的客户阶段：%(stage)s") % {"stage": advances_to})
+    if advances_to != tag.advances_to:
+        previous = tag.advances_to
+        Tag.objects.filter(pk=tag.pk).update(advances_to=advances_to)
+        tag.advances_to = advances_to
+        audit_record(action="customers.tag.advance_set", target_type="customers.tag", target_ids=[tag.pk], by=by,
+                     detail={"name": tag.name, "from": previous, "to": advances_to})
     return tag
 
 

@@ -188,7 +188,7 @@ def addressbook_sync_full(*, force: bool = False) -> SyncRun:
 
 
 @transaction.atomic
-def member_userid_rename(*, old: str, new: str) -> bool:
+def staff_userid_rename(*, old: str, new: str) -> bool:
     """WeCom let an admin rename a member's userid (once): keep the row and its history under the new id.
 
     The only path that changes a userid (stores/access/field_policy.py); audited. If a row already holds the new
@@ -204,6 +204,17 @@ def member_userid_rename(*, old: str, new: str) -> bool:
     audit_record(action="addressbook.userid_rename", target_type="stores.staff", target_ids=ids,
                  detail={"from": old, "to": new})
     return True
+
+
+def member_event_apply(*, fields: dict) -> str:
+    """A ``change_contact`` create_user/update_user event. A member whose userid WeCom renamed (``NewUserID``)
+    keeps their row under the new id (staff_userid_rename), then is synced under it; anyone else is synced
+    under ``UserID``. Returns member_sync_one's answer."""
+    userid, new_userid = fields["UserID"], fields.get("NewUserID")
+    if new_userid and new_userid != userid:
+        staff_userid_rename(old=userid, new=new_userid)
+        userid = new_userid
+    return member_sync_one(userid=userid)
 
 
 def member_sync_one(*, userid: str) -> str:

@@ -2,17 +2,13 @@
 
 from portal.wecom.events import event_handler
 from stores.models import Store
-from stores.org.addressbook import member_sync_one, member_userid_rename, staff_depart_userids, store_departments_unlink
+from stores.org.addressbook import member_event_apply, staff_depart_userids, store_departments_unlink
 
 
 @event_handler("change_contact", "create_user")
 @event_handler("change_contact", "update_user")
 def member_changed(fields: dict) -> None:
-    if fields.get("NewUserID") and fields["NewUserID"] != fields.get("UserID"):
-        member_userid_rename(old=fields["UserID"], new=fields["NewUserID"])
-        member_sync_one(userid=fields["NewUserID"])
-        return
-    member_sync_one(userid=fields["UserID"])
+    member_event_apply(fields=fields)
 
 
 @event_handler("change_contact", "delete_user")

@@ -13,8 +13,7 @@ from customers.members.imports import (
     ACCEPTED_SUFFIXES,
     ImportTimings,
     MemberImportError,
-    member_file_check,
-    member_import_enqueue,
+    member_import_create,
     member_import_run,
 )
 from customers.models import MemberImport
@@ -34,14 +33,10 @@ class Command(BaseCommand):
             raise CommandError("只支持 CSV 或 .xlsx 文件")
         with file.open("rb") as handle:
             try:
-                member_file_check(handle)
+                job = member_import_create(file=File(handle), name=file.name, enqueue=not sync)
             except MemberImportError as exc:
                 raise CommandError(str(exc)) from exc
-            job = MemberImport(status=MemberImport.Status.QUEUED)
-            job.file.save(file.name, File(handle), save=False)
-        job.save()
         if not sync:
-            member_import_enqueue(job=job)
             self.stdout.write(f"导入任务 #{job.pk} 已排队，在管理后台“会员导入”中查看进度")
             return
         timings = ImportTimings()

@@ -14,7 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from customers.members.imports import member_import_run
+from customers.members.imports import MemberImportError, member_import_create, member_import_run
 from customers.members.services import mobile_hash
 from customers.members.tasks import member_import_task
 from customers.models import Member, MemberImport
@@ -206,6 +206,26 @@ def test_hq_uploads_in_the_admin_the_job_is_queued_then_run_by_the_task(client, 
     page = client.get(response["Location"]).content.decode()
     assert "1 / 1（100%）" in page and 'http-equiv="refresh"' not in page
     assert Member.objects.filter(member_no="M1").exists()
+
+
+def test_hq_operator_uploading_a_member_file_gets_a_queued_job_of_theirs_run_after_commit(
+        hq_operator, org, django_capture_on_commit_callbacks, monkeypatch):
+    """member_import_create, as the admin's upload and import_members call it: the file is checked first, the
+    job is the uploader's, and the worker is asked only once the upload is committed."""
+    sent = []
+    monkeypatch.setattr(member_import_task, "apply_async", lambda kwargs: sent.append(kwargs))
+    upload = SimpleUploadedFile("crm.csv", csv_bytes([["M1", "13800000001", "", "王芳", "", "", "", "", "", ""]]))
+    with django_capture_on_commit_callbacks(execute=True):
+        job = member_import_create(file=upload, by=hq_operator)
+        assert sent == []  # not before the upload commits
+    assert (job.status, job.created_by, sent) == (MemberImport.Status.QUEUED, hq_operator, [{"job_id": job.pk}])
+    assert job.file.name.endswith(".csv")
+
+    for name, content in (("crm.xls", b"\xd0\xcf\x11\xe0 old excel"), ("crm.csv", csv_bytes([], header=["姓名"])),
+                          ("crm.txt", csv_bytes([]))):
+        with pytest.raises(MemberImportError):
+            member_import_create(file=SimpleUploadedFile(name, content), by=hq_operator)
+    assert MemberImport.objects.count() == 1 and len(sent) == 1  # a refused file stores and sends nothing
 
 
 def test_the_upload_form_rejects_a_wrong_header_at_once(client, hq_operator, org):

@@ -15,6 +15,7 @@ from customers.members.services import (
     MemberRecord,
     member_upsert,
     members_unify,
+    members_upsert_scoped,
     mobile_hash,
     mobile_masked,
     mobile_normalize,
@@ -62,6 +63,31 @@ def test_upsert_creates_then_changes_nothing_when_sent_again_and_a_blank_never_e
         150, "王芳", "金卡", org.store_a, "138****1234")
     assert member.lifetime_spend == Decimal("88.50") and member.last_purchase_on == date(2026, 10, 1)
     assert "13800001234" not in str(Member.objects.values().get(member_no="M1"))  # never stored in plain
+
+
+def test_a_store_pos_upserting_members_has_the_written_ones_unified_once_the_write_commits(
+        org, store_manager_of_a, monkeypatch, django_capture_on_commit_callbacks):
+    """The upsert service asks for unification itself, after commit and in one task, so the API and any other
+    caller of it behave the same: created or changed members are unified, unchanged and refused ones are not."""
+    from customers.members.tasks import members_unify_task
+
+    sent = []
+    monkeypatch.setattr(members_unify_task, "apply_async", lambda kwargs: sent.append(kwargs))
+    with django_capture_on_commit_callbacks(execute=True):
+        written = members_upsert_scoped(records=[MemberRecord(member_no="M1", name="王芳", store_code="A001"),
+                                                 MemberRecord(member_no="M2", name="外店", store_code="B001")],
+                                        user=store_manager_of_a)
+        assert sent == []  # not before the write commits
+    mine = Member.objects.get(member_no="M1")
+    assert set(written.errors) == {"M2"} and sent == [{"member_ids": [mine.pk]}]
+
+    sent.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert member_upsert(record=MemberRecord(member_no="M1", name="王芳")).status == "unchanged"
+    assert sent == []
+    with django_capture_on_commit_callbacks(execute=True):
+        assert member_upsert(record=MemberRecord(member_no="M1", points=150)).status == "updated"
+    assert sent == [{"member_ids": [mine.pk]}]
 
 
 def _customer(staff, *, unionid: str = "", remark_mobiles: tuple[str, ...] = ()) -> Customer:

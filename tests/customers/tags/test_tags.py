@@ -18,24 +18,27 @@ from django.apps import apps as django_apps
 from django.urls import reverse
 
 from customers.contacts.selection import CustomerSelection, customer_selection_of_ids
-from customers.contacts.services import customers_sync_full
-from customers.models import Customer, Relationship, StageChange, Tag, TagGroup
+from customers.contacts.services import customers_sync_full, stages_advance_for_tags
+from customers.models import Customer, Relationship, Stage, StageChange, Tag, TagGroup
 from customers.tags.services import (
     TAGGING_INLINE_MAX,
     TagError,
     customers_tag,
     customers_tagging_run,
+    tag_advance_set,
     tag_create,
     tag_group_create,
     tag_ids_purge,
     tags_pull,
 )
 from customers.tags.tasks import customers_tagging_task
+from portal.models import AuditEvent
 from portal.wecom.gateway import wecom_call
 from portal.wecom.models import SyncRun
 from stores.models import Access
 from tests.conftest import eventually
 from tests.customers.helpers import corp_tags_create, customers_load, sandbox_calls
+from tests.factories import CustomerFactory, TagFactory
 
 ADD_TAG, MARK_TAG = "externalcontact/add_corp_tag", "externalcontact/mark_tag"
 EVERYONE = CustomerSelection()  # no filter: every customer the acting user may see
@@ -160,6 +163,27 @@ def test_a_change_wecom_refuses_changes_nothing_here_and_says_why(wecom_org, san
                                                                 "advances_to": ""}, follow=True)
     assert "企业微信拒绝" in response.content.decode()
     assert list(group.tags.values_list("name", flat=True)) == ["金卡"]
+
+
+def test_hq_operator_setting_a_tags_stage_advances_its_customers_at_their_next_refresh(org, hq_operator):
+    """tag_advance_set: ours alone (no WeCom call), audited when it changes, a stage the lifecycle knows; the
+    customers carrying the tag move forward when they are next refreshed, never back."""
+    tag = TagFactory(name="高意向")
+    fan = CustomerFactory(staff=org.guide_a, tag_ids=[tag.pk], stage=Stage.FAN)
+    buyer = CustomerFactory(staff=org.guide_a, tag_ids=[tag.pk], stage=Stage.CUSTOMER)
+
+    tag_advance_set(tag=tag, advances_to=Stage.INTERESTED, by=hq_operator)
+    tag_advance_set(tag=tag, advances_to=Stage.INTERESTED, by=hq_operator)  # the form saved again unchanged
+
+    assert Tag.objects.get(pk=tag.pk).advances_to == Stage.INTERESTED
+    event = AuditEvent.objects.get(action="customers.tag.advance_set")
+    assert event.actor == hq_operator and event.target_ids == [tag.pk]
+    assert event.detail == {"name": "高意向", "from": "", "to": Stage.INTERESTED}
+    assert stages_advance_for_tags(customer_ids=[fan.pk, buyer.pk]) == 1
+    assert [Customer.objects.get(pk=c.pk).stage for c in (fan, buyer)] == [Stage.INTERESTED, Stage.CUSTOMER]
+    with pytest.raises(TagError):
+        tag_advance_set(tag=tag, advances_to="vip", by=hq_operator)
+    assert Tag.objects.get(pk=tag.pk).advances_to == Stage.INTERESTED
 
 
 @pytest.mark.parametrize("persona", ["region_manager_east", "franchisee_owner", "store_manager_of_a"])

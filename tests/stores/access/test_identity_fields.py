@@ -328,11 +328,29 @@ def test_a_userid_renamed_in_wecom_keeps_the_row_and_is_audited(wecom_org, sandb
 
 
 def test_a_userid_rename_onto_an_existing_member_renames_nothing(wecom_org):
-    from stores.org.addressbook import member_userid_rename
+    from stores.org.addressbook import staff_userid_rename
 
-    assert not member_userid_rename(old="a-guide", new="a-manager")
+    assert not staff_userid_rename(old="a-guide", new="a-manager")
     wecom_org.guide_a.refresh_from_db()
     assert wecom_org.guide_a.userid == "a-guide"
+
+
+def test_a_member_wecom_renamed_and_moved_is_renamed_then_synced_under_the_new_userid_once(wecom_org, sandbox):
+    """member_event_apply, what the change_contact handler calls: the rename keeps the row (staff_userid_rename,
+    audited), the member is then synced under the new userid, and the same event delivered again renames
+    nothing more."""
+    from stores.org.addressbook import member_event_apply
+
+    sandbox.do("addressbook/load", members=[{"userid": "a-guide-2", "name": "李导购", "department": [20]}])
+    event = {"UserID": "a-guide", "NewUserID": "a-guide-2"}
+    assert member_event_apply(fields=event) == "upserted"
+    guide = Staff.objects.get(pk=wecom_org.guide_a.pk)
+    assert (guide.userid, guide.store) == ("a-guide-2", wecom_org.store_b)
+    assert not Staff.objects.filter(userid="a-guide").exists()
+
+    member_event_apply(fields=event)
+    assert Staff.objects.get(pk=guide.pk).userid == "a-guide-2"
+    assert AuditEvent.objects.filter(action="addressbook.userid_rename").count() == 1
 
 
 def test_a_department_deleted_in_wecom_unlinks_its_store_and_is_audited(wecom_org):
