@@ -27,8 +27,14 @@ test: install
 bench: install
 	$(PY) -m bench all --small
 
+# Types: the settings are read in demo mode, and the database URL is parsed, never connected to
+# (tests/test_types.py runs the same check in the suite). makemigrations reads the embedded database.
+TYPECHECK_ENV := XIAOER_DEMO=1 DATABASE_URL=postgresql://typecheck@127.0.0.1:1/none
+
 lint: install
 	$(VENV)/bin/ruff check .
+	$(TYPECHECK_ENV) $(VENV)/bin/mypy
+	XIAOER_DEMO=1 $(PY) manage.py makemigrations --check --dry-run
 
 messages: install
 	$(PY) manage.py makemessages -l zh_Hans -l en --ignore=.venv --ignore=.run --ignore=bench --ignore=tests --ignore="portal/wecom/sandbox/*"

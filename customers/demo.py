@@ -111,6 +111,7 @@ def customers_demo_seed(*, staff_code_stores: int = STAFF_CODE_STORES,
     guides = Staff.objects.active().filter(store__in=stores[:max(0, staff_code_stores)],
                                            position=Staff.Position.GUIDE).select_related("store").order_by("userid")
     for guide in guides:
+        assert guide.store is not None  # guides of these stores
         contact_way_create(kind=ContactWay.Kind.STAFF, store=guide.store, staff=guide, welcome=default, by=by)
     for code in channel_store_codes:
         _channel_codes_seed(channel=channels[code], by=by)

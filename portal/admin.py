@@ -11,7 +11,7 @@ class UserAdmin(DjangoUserAdmin):
     list_display = ("username", "display_name", "email", "is_staff", "is_active", "last_login")
     search_fields = ("username", "display_name", "email")
     show_full_result_count = False
-    fieldsets = DjangoUserAdmin.fieldsets + ((_("店小二"), {"fields": ("display_name",)}),)
+    fieldsets = (*(DjangoUserAdmin.fieldsets or ()), (_("店小二"), {"fields": ("display_name",)}))
 
 
 @admin.register(AuditEvent)

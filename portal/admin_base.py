@@ -87,9 +87,10 @@ class ScopedAdmin(admin.ModelAdmin):
         for item in super().get_list_filter(request):
             # A relation filter named by its path, or given Django's plain RelatedFieldListFilter, offers
             # only what the viewer may see (a custom subclass is left to scope its own choices).
-            path, filter_class = (item, None) if isinstance(item, str) else (None, None)
-            if isinstance(item, tuple):
-                path, filter_class = item
+            path: str | None = item if isinstance(item, str) else None
+            filter_class: object = None
+            if isinstance(item, tuple) and isinstance(item[0], str):
+                path, filter_class = item[0], item[1]
             if path is not None and filter_class in (None, RelatedFieldListFilter):
                 field = get_fields_from_path(self.model, path)[-1]
                 if field.is_relation and (field.many_to_one or field.many_to_many):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
 from rest_framework import exceptions, serializers, viewsets
+from rest_framework.permissions import BasePermission
 from rest_framework.settings import api_settings
 
 from portal.admin_base import scoped
@@ -57,7 +61,7 @@ class ScopedModelSerializer(serializers.ModelSerializer):
 
     def _constraints_validate(self, attrs) -> None:
         """Run the model's CHECK/unique constraints on the row as it would be saved."""
-        model = self.Meta.model
+        model: type[models.Model] = self.Meta.model
         if self.instance is not None:
             candidate = model(**{f.attname: getattr(self.instance, f.attname) for f in model._meta.concrete_fields})
         else:
@@ -68,7 +72,7 @@ class ScopedModelSerializer(serializers.ModelSerializer):
                 field = model._meta.get_field(name)
             except FieldDoesNotExist:
                 continue
-            if field.concrete and not field.many_to_many:
+            if isinstance(field, models.Field) and field.concrete and not field.many_to_many:
                 setattr(candidate, field.attname, getattr(value, "pk", value) if field.is_relation else value)
         try:
             candidate.validate_constraints()
@@ -92,7 +96,13 @@ class ScopedModelSerializer(serializers.ModelSerializer):
         return instance
 
 
-class ScopedViewSetMixin:
+if TYPE_CHECKING:
+    _ViewSetBase = viewsets.GenericViewSet
+else:
+    _ViewSetBase = object  # a mixin: the viewset class comes after it
+
+
+class ScopedViewSetMixin(_ViewSetBase):
     """Every API view's rows come from the model's ``for_user``: ids outside the scope are 404."""
 
     def get_queryset(self):
@@ -103,7 +113,8 @@ class ScopedViewSetMixin:
         view or action's ``permission_classes`` left out."""
         chosen = super().get_permissions()
         present = {type(permission) for permission in chosen}
-        required = [cls() for cls in api_settings.DEFAULT_PERMISSION_CLASSES
+        defaults = cast("list[type[BasePermission]]", api_settings.DEFAULT_PERMISSION_CLASSES)  # imported classes
+        required = [cls() for cls in defaults
                     if getattr(cls, "always_applies", False) and cls not in present]
         return [*required, *chosen]
 

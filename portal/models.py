@@ -8,7 +8,7 @@ class User(AbstractUser):
 
     display_name = models.CharField(_("显示名"), max_length=64, blank=True)
 
-    class Meta(AbstractUser.Meta):
+    class Meta:  # AbstractUser.Meta adds only the verbose names, given here
         verbose_name = _("用户")
         verbose_name_plural = _("用户")
         swappable = "AUTH_USER_MODEL"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any, cast
 
 from django.core.paginator import Paginator
 from django.db import connection
+from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
 EXACT_COUNT_BELOW = 20_000
@@ -54,9 +56,9 @@ class EstimatedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        queryset = self.object_list
-        if not hasattr(queryset, "query"):
-            return len(queryset)
+        if not hasattr(self.object_list, "query"):
+            return len(self.object_list)
+        queryset = cast("QuerySet[Any]", self.object_list)  # the changelist's queryset
         if queryset.query.is_empty():  # .none(), e.g. a viewer with no scope: nothing to plan (EXPLAIN would fail)
             return 0
         if not queryset.query.where:
@@ -78,5 +80,5 @@ class EstimatedCountPaginator(Paginator):
         query = getattr(object_list, "query", None)
         if query is not None and query.low_mark >= DEFERRED_JOIN_FROM:
             ids = list(object_list.values_list("pk", flat=True))
-            object_list = self.object_list.filter(pk__in=ids)  # the same ordering, so the same order
-        return super()._get_page(object_list, number, paginator)
+            object_list = cast("QuerySet[Any]", self.object_list).filter(pk__in=ids)  # same ordering, same order
+        return super()._get_page(object_list, number, paginator)  # type: ignore[misc]  # Django's page hook, not in the stubs

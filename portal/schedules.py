@@ -45,6 +45,7 @@ def schedules_setup() -> tuple[int, int]:
                 every=schedule.every_seconds, period=IntervalSchedule.SECONDS
             )
         else:
+            assert schedule.crontab is not None  # schedule_register: exactly one of the two
             minute, hour, dom, month, dow = schedule.crontab.split()
             timing["crontab"], _ = CrontabSchedule.objects.get_or_create(
                 minute=minute, hour=hour, day_of_month=dom, month_of_year=month, day_of_week=dow,

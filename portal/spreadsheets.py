@@ -198,5 +198,5 @@ class SpreadsheetAdminMixin:
         elif isinstance(e, UnicodeDecodeError):
             form.add_error("import_file", _("CSV 文件不是 UTF-8 编码：请另存为 UTF-8 编码的 CSV 或 .xlsx 后再上传"))
         else:
-            super().add_data_read_fail_error_to_form(form, e)
+            super().add_data_read_fail_error_to_form(form, e)  # type: ignore[misc]  # import-export's, next in the MRO
 

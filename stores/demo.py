@@ -93,7 +93,7 @@ def _stores_build(count: int, cities: list[Region], franchisees: list[Franchisee
 
 def _staff_build(count: int, stores: list[Store]) -> int:
     base, extra = divmod(count, max(1, len(stores)))
-    rows = []
+    rows: list[Staff] = []
     for n, store in enumerate(stores):
         for k in range(max(1, base + (1 if n < extra else 0))):
             serial = len(rows)
@@ -142,7 +142,7 @@ def _persona_specs(stores: list[Store], franchisees: list[Franchisee]) -> list[t
     first = stores[0]
     manager = Staff.objects.filter(store=first, position=Staff.Position.STORE_MANAGER).first()
     guide = Staff.objects.filter(store=first, position=Staff.Position.GUIDE).first()
-    specs = [
+    specs: list[tuple[str, str, str, dict]] = [
         ("hq_operator", "总部运营·小周", Role.HQ_OPERATOR, {}),
         ("hq_finance", "总部财务·小钱", Role.HQ_FINANCE, {}),
         ("region_east", "华东区域经理·老陈", Role.REGION_MANAGER, {"region_ids": [east] if east else []}),
@@ -191,7 +191,8 @@ def sandbox_mirror_org(*, sandbox_url: str) -> dict:
 
     stores = Store.objects.exclude(wecom_department_id__isnull=True).values_list("wecom_department_id", "name")
     departments = [{"id": department, "name": name, "parentid": 1} for department, name in stores]
-    positions = {Staff.Position.STORE_MANAGER: "店长", Staff.Position.SERVICE: "客服", Staff.Position.HQ: "总部"}
+    positions: dict[str, str] = {Staff.Position.STORE_MANAGER: "店长", Staff.Position.SERVICE: "客服",
+                                 Staff.Position.HQ: "总部"}
     members = [{"userid": userid, "name": name, "mobile": mobile, "department": [department or 1],
                 "position": positions.get(position, "导购")}
                for userid, name, mobile, department, position in Staff.objects.active().values_list(

@@ -6,6 +6,8 @@ download goes through the same scoped queryset, so another store's code is a 404
 
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -109,7 +111,8 @@ class WelcomeMessageForm(forms.ModelForm):
         help_texts = {"text": _("可用变量：{客户昵称} {员工姓名} {门店名称}")}
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         try:
             welcome_text_validate(text=data.get("text") or "")
         except AcquisitionError as exc:
@@ -155,7 +158,8 @@ class ContactWayAddForm(forms.ModelForm):
         fields = ("kind", "store", "staff", "channel", "campaign_ref", "welcome")
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         store, staff = data.get("store"), data.get("staff")
         if store is None:
             return data
@@ -192,11 +196,13 @@ class RegionCodesForm(forms.Form):
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["region"].queryset = scoped(Region.objects.all(), user)
-        self.fields["channel"].queryset = scoped(Channel.objects.filter(active=True), user)
+        cast(forms.ModelChoiceField, self.fields["region"]).queryset = scoped(Region.objects.all(), user)
+        channel = cast(forms.ModelChoiceField, self.fields["channel"])
+        channel.queryset = scoped(Channel.objects.filter(active=True), user)
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("kind") == ContactWay.Kind.CHANNEL_STORE and not data.get("channel"):
             self.add_error("channel", _("渠道门店码必须指定渠道"))
         if data.get("kind") == ContactWay.Kind.STORE and data.get("channel"):

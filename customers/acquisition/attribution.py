@@ -51,7 +51,8 @@ WHERE c.id = r.customer_id AND c.channel_id IS NULL AND %(channel)s::bigint IS N
 
 
 def _welcome_for(found: Attribution) -> WelcomeMessage | None:
-    for welcome in (found.contact_way and found.contact_way.welcome, found.channel and found.channel.welcome):
+    for welcome in (found.contact_way.welcome if found.contact_way else None,
+                    found.channel.welcome if found.channel else None):
         if welcome is not None and welcome.active:
             return welcome
     return None

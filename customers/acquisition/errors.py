@@ -13,7 +13,7 @@ class AcquisitionError(DomainError):
 
 
 # -- WeCom's error codes in plain Chinese ---------------------------------------------------------
-WECOM_ERRORS = {
+WECOM_ERRORS: dict[int | None, str] = {  # keyed like WeComError.errcode (None: an answer without one)
     40003: "员工账号（userid）在企业微信中不存在",
     40058: "参数不合法",
     40096: "外部联系人 ID 无效",

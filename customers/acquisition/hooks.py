@@ -12,14 +12,14 @@ from django.utils.translation import gettext_lazy
 
 from portal.dashboard import Panel, panel_register
 from stores.access.models import Role
-from stores.access.roles import ALL, READ, role_permissions_extend
+from stores.access.roles import ALL, READ, RoleGrants, role_permissions_extend
 from stores.access.scoping import user_scope
 
 
 def _declare_permissions() -> None:
     # HQ runs the channel inventory, the welcome copy and every code; region managers create codes for
     # their regions; store managers and franchisees view (and download) their stores' codes.
-    grants = {
+    grants: RoleGrants = {
         Role.HQ_ADMIN: {"channel": ALL, "welcomemessage": ALL, "contactway": ALL, "welcomedelivery": READ},
         Role.HQ_OPERATOR: {"channel": ALL, "welcomemessage": ALL, "contactway": ALL, "welcomedelivery": READ},
         Role.HQ_FINANCE: {"channel": READ, "contactway": READ},

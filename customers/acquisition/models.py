@@ -9,13 +9,13 @@ from django.utils.translation import gettext_lazy as _
 from stores.access.scoping import GlobalQuerySet, ScopedQuerySet
 
 
-class ChannelQuerySet(GlobalQuerySet):
+class ChannelQuerySet(GlobalQuerySet["Channel"]):
     scope_readers = GlobalQuerySet.EVERY_SCOPE
     scope_global = ("the brand's channel inventory: every role reads it (codes and customers name their channel); "
                     "only HQ edits (permission); the counts shown beside it are the viewer's own")
 
 
-class WelcomeMessageQuerySet(GlobalQuerySet):
+class WelcomeMessageQuerySet(GlobalQuerySet["WelcomeMessage"]):
     scope_readers = GlobalQuerySet.EVERY_SCOPE
     scope_global = ("brand welcome copy: every role reads it (codes and deliveries name it); "
                     "only HQ edits (permission)")
@@ -87,7 +87,7 @@ class WelcomeMessage(models.Model):
         return self.name
 
 
-class ContactWayQuerySet(ScopedQuerySet):
+class ContactWayQuerySet(ScopedQuerySet["ContactWay"]):
     scope_store_field = "store"
     scope_staff_field = "staff"
 
@@ -135,7 +135,7 @@ class ContactWay(models.Model):
         return self.name
 
 
-class WelcomeDeliveryQuerySet(ScopedQuerySet):
+class WelcomeDeliveryQuerySet(ScopedQuerySet["WelcomeDelivery"]):
     scope_store_field = "relationship__store"
     scope_staff_field = "relationship__staff"
 

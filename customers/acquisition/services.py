@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.db.models import Q
@@ -33,17 +33,19 @@ logger = logging.getLogger(__name__)
 
 
 # -- contact-way codes -----------------------------------------------------------------------------
-WAY_TYPE = {ContactWay.Kind.STAFF: 1, ContactWay.Kind.STORE: 2, ContactWay.Kind.CHANNEL_STORE: 2}
+WAY_TYPE: dict[str, int] = {ContactWay.Kind.STAFF: 1, ContactWay.Kind.STORE: 2, ContactWay.Kind.CHANNEL_STORE: 2}
 PROGRESS_EVERY = 20
 RUN_KIND = "contact_ways.region"
 
 
 def _way_name(*, kind: str, store: Store, staff: Staff | None, channel: Channel | None) -> str:
     if kind == ContactWay.Kind.STAFF:
+        assert staff is not None  # contact_way_validate: a staff code names its member
         name = f"{store.name}·{staff.name}"
     elif kind == ContactWay.Kind.STORE:
         name = _("%(store)s·门店码") % {"store": store.name}
     else:
+        assert channel is not None  # contact_way_validate: a channel store code names its channel
         name = f"{channel.name}·{store.name}"
     if channel is not None and kind == ContactWay.Kind.STAFF:
         name = f"{channel.name}·{name}"
@@ -96,7 +98,8 @@ def contact_way_create(*, kind: str, store: Store, staff: Staff | None = None, c
 
 def _way_members_for(way: ContactWay, members: list[tuple[int, str]]) -> list[tuple[int, str]]:
     if way.kind == ContactWay.Kind.STAFF:
-        return [(way.staff_id, way.staff.userid)]
+        assert way.staff is not None  # a staff code always has its member (contact_way_validate)
+        return [(way.staff.pk, way.staff.userid)]
     return members[:WAY_MEMBERS_MAX]
 
 
@@ -148,7 +151,7 @@ def _region_rows(*, store_ids: list[int], kind: str, channel: Channel | None) ->
     if kind == ContactWay.Kind.STAFF:
         staff_rows = Staff.objects.active().filter(store_id__in=store_ids).exclude(
             position=Staff.Position.HQ).only("pk", "name", "store_id")
-        pairs = [(stores[s.store_id], s) for s in staff_rows]
+        pairs: list[tuple[Store, Staff | None]] = [(stores[s.store_id], s) for s in staff_rows if s.store_id]
     else:
         pairs = [(store, None) for store in stores.values()]
     for store, staff in pairs:
@@ -182,7 +185,8 @@ def contact_ways_create_for_region(*, region: Region, channel: Channel | None, k
     before = ContactWay.objects.filter(state__in=[r.state for r in rows]).count() if rows else 0
     with transaction.atomic():
         ContactWay.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
-        progress = {"region_id": region.pk, "region": region.name, "channel_id": channel.pk if channel else None,
+        progress: dict[str, Any] = {"region_id": region.pk, "region": region.name,
+                                    "channel_id": channel.pk if channel else None,
                     "kind": kind, "by": getattr(by, "pk", None), "stores": len(store_ids), "codes": len(rows),
                     "new": len(rows) - before, "done": 0, "created": 0, "failed": 0, "stage": "queued"}
         progress["pending"] = _region_ways(progress).filter(config_id__isnull=True, active=True).count()

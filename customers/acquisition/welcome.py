@@ -18,12 +18,12 @@ from portal.wecom.gateway import WeComError, wecom_call
 WELCOME_WINDOW = timedelta(seconds=20)
 WELCOME_VARIABLES = ("{客户昵称}", "{员工姓名}", "{门店名称}")
 SAMPLE_VALUES = {"{客户昵称}": "小明", "{员工姓名}": "李导购", "{门店名称}": "上海徐汇店"}
-ATTACHMENT_FIELDS = {
+ATTACHMENT_FIELDS: dict[str, tuple[str, ...]] = {
     WelcomeMessage.Attachment.IMAGE: ("pic_url",),
     WelcomeMessage.Attachment.LINK: ("title", "url"),
     WelcomeMessage.Attachment.MINIPROGRAM: ("title", "appid", "page", "pic_media_id"),
 }
-ATTACHMENT_OPTIONAL = {WelcomeMessage.Attachment.LINK: ("picurl", "desc")}
+ATTACHMENT_OPTIONAL: dict[str, tuple[str, ...]] = {WelcomeMessage.Attachment.LINK: ("picurl", "desc")}
 
 
 def welcome_attachment_validate(*, attachment: str, data) -> dict:

@@ -8,6 +8,8 @@ each shown only when there is something to show.
 
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
@@ -198,8 +200,9 @@ class CustomerTagForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["tags"].queryset = (Tag.objects.filter(deleted=False, wecom_tag_id__isnull=False)
-                                        .select_related("group").order_by("group__name", "-order", "name"))
+        tags = cast(forms.ModelChoiceField, self.fields["tags"])
+        tags.queryset = (Tag.objects.filter(deleted=False, wecom_tag_id__isnull=False)
+                         .select_related("group").order_by("group__name", "-order", "name"))
 
 
 @admin.register(Customer)

@@ -13,7 +13,7 @@ from portal.dashboard import Panel, panel_register
 from portal.schedules import Schedule, schedule_register
 from portal.wecom.syncs import SyncKind, sync_kind_register
 from stores.access.models import Role
-from stores.access.roles import READ, role_permissions_extend
+from stores.access.roles import READ, RoleGrants, role_permissions_extend
 
 # -- syncs and schedules ----------------------------------------------------------------------------------
 sync_kind_register(SyncKind(kind=FULL_KIND, label=str(gettext_lazy("客户全量同步")),
@@ -75,7 +75,7 @@ panel_register(Panel(key="customers_sync", title=gettext_lazy("客户同步"), o
 def _declare_permissions() -> None:
     # HQ sees every customer; managers see the customers and relationships of their scope;
     # store staff work on the mobile page only. Customers come from WeCom: nobody adds or deletes them here.
-    grants = {
+    grants: RoleGrants = {
         Role.HQ_ADMIN: {"customer": ("view", "change"), "relationship": ("view", "change")},
         Role.HQ_OPERATOR: {"customer": ("view", "change"), "relationship": ("view", "change")},
         Role.REGION_MANAGER: {"customer": READ, "relationship": READ},

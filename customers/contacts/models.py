@@ -33,7 +33,7 @@ class Stage(models.TextChoices):
 STAGE_ORDER = [s.value for s in Stage]
 
 
-class CustomerQuerySet(ScopedQuerySet):
+class CustomerQuerySet(ScopedQuerySet["Customer"]):
     scope_store_field = "store"
     scope_staff_field = "staff"
 
@@ -103,7 +103,7 @@ class Customer(models.Model):
         return self.name or self.external_userid
 
 
-class RelationshipQuerySet(ScopedQuerySet):
+class RelationshipQuerySet(ScopedQuerySet["Relationship"]):
     scope_store_field = "store"
     scope_staff_field = "staff"
 

@@ -37,7 +37,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -336,7 +336,8 @@ def relationships_end_unseen(*, staff_ids, seen_since: datetime, external_userid
     customers). Returns (customer_id, staff_id, external_userid) of each one ended."""
     if not staff_ids:
         return []
-    extra, params = "", {"staff_ids": sorted(staff_ids), "seen_since": seen_since}
+    extra = ""
+    params: dict[str, Any] = {"staff_ids": sorted(staff_ids), "seen_since": seen_since}
     if external_userids is not None:
         extra = ("AND customer_id IN (SELECT id FROM customers_customer "
                  "WHERE external_userid = ANY(%(external_userids)s::text[]))")
@@ -409,9 +410,8 @@ def customer_sync_one(*, customer: Customer) -> ApplyResult:
 # -- full sync ------------------------------------------------------------------------------------------
 def _full_run_resume_or_start() -> SyncRun:
     last = SyncRun.objects.filter(kind=FULL_KIND).order_by("-started_at", "-pk").first()
-    resumable = (last is not None and last.status in (SyncRun.Status.RUNNING, SyncRun.Status.FAILED)
-                 and last.started_at >= timezone.now() - RESUME_WINDOW)
-    if resumable:
+    if (last is not None and last.status in (SyncRun.Status.RUNNING, SyncRun.Status.FAILED)
+            and last.started_at >= timezone.now() - RESUME_WINDOW):  # resumable
         last.status, last.error, last.finished_at = SyncRun.Status.RUNNING, "", None
         last.progress = {**last.progress, "resumed": int(last.progress.get("resumed", 0)) + 1}
         last.save(update_fields=["status", "error", "finished_at", "progress"])

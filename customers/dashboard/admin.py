@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from typing import cast
 from urllib.parse import urlencode
 
 from django import forms
@@ -43,7 +44,7 @@ from stores.models import Franchisee, Region, Store
 GROUP_BY_CHOICES = [("region", gettext_lazy("区域")), ("franchisee", gettext_lazy("加盟商")),
                     ("store", gettext_lazy("门店")), ("staff", gettext_lazy("员工")),
                     ("channel", gettext_lazy("渠道")), ("day", gettext_lazy("日期"))]
-DEFAULT_GROUP_BY = {ScopeKind.ALL: "region", ScopeKind.REGIONS: "store", ScopeKind.FRANCHISEE: "store",
+DEFAULT_GROUP_BY: dict[str, str] = {ScopeKind.ALL: "region", ScopeKind.REGIONS: "store", ScopeKind.FRANCHISEE: "store",
                     ScopeKind.STORE: "staff", ScopeKind.SELF: "day"}
 DEFAULT_DAYS_BACK = 7  # the last 7 days and today
 DISPLAY_LIMIT = 1000  # rows rendered in the page; the export holds them all
@@ -68,11 +69,13 @@ class DashboardForm(forms.Form):
         super().__init__(*args, **kwargs)
         # Only what the viewer may see is offered, and only that validates: another scope's id is an error.
         for name, model in (("region", Region), ("franchisee", Franchisee), ("store", Store)):
-            self.fields[name].widget = AutocompleteSelect(AcquisitionDaily._meta.get_field(name), admin_site)
-            self.fields[name].queryset = scoped(model.objects.all(), user)  # also hands the widget its choices
+            field = cast(forms.ModelChoiceField, self.fields[name])
+            field.widget = AutocompleteSelect(AcquisitionDaily._meta.get_field(name), admin_site)
+            field.queryset = scoped(model.objects.all(), user)  # also hands the widget its choices
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("date_from") and data.get("date_to"):
             try:
                 data["date_from"], data["date_to"] = acquisition_range_clean(date_from=data["date_from"],
@@ -242,7 +245,7 @@ class AcquisitionDailyAdmin(ReadOnlyAdminMixin, ScopedAdmin):
         response = HttpResponse(content, content_type="application/vnd.openxmlformats-officedocument."
                                                       "spreadsheetml.sheet")
         filename = f"{_('加粉看板')}_{figures.date_from:%Y%m%d}-{figures.date_to:%Y%m%d}.xlsx"
-        response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=filename)
+        response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=filename) or ""
         return response
 
     def _filters_text(self, form: DashboardForm, figures: AcquisitionFigures) -> list[tuple[str, str]]:

@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from stores.access.scoping import ScopedQuerySet
 
 
-class AcquisitionDailyQuerySet(ScopedQuerySet):
+class AcquisitionDailyQuerySet(ScopedQuerySet["AcquisitionDaily"]):
     scope_store_field = "store"
     scope_staff_field = "staff"
 

@@ -7,7 +7,7 @@ import zoneinfo
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
@@ -58,7 +58,7 @@ class AcquisitionFilters:
 
 @dataclass
 class AcquisitionRow:
-    key: object
+    key: Any  # the day (group_by "day"), the group's id or code, None for the total
     label: str
     adds: int = 0
     deleted_by_customer: int = 0
@@ -86,8 +86,8 @@ class AcquisitionFigures:
     group_by: str
     date_from: date
     date_to: date
+    total: AcquisitionRow
     rows: list[AcquisitionRow] = field(default_factory=list)
-    total: AcquisitionRow | None = None
 
 
 # How each grouping reads on the daily table and on relationships (through the staff's current store).
@@ -97,7 +97,7 @@ _LIVE_KEY = {"region": "staff__store__region_id", "franchisee": "staff__store__f
              "store": "staff__store_id", "staff": "staff_id", "channel": "channel_id"}
 
 
-def relationships_for_scope(*, scope: UserScope) -> QuerySet:
+def relationships_for_scope(*, scope: UserScope) -> QuerySet[Relationship]:
     """Relationships scoped exactly like AcquisitionDaily rows: by the staff member's (current) store."""
     queryset = Relationship.objects.all()
     if scope.is_hq:
@@ -105,7 +105,7 @@ def relationships_for_scope(*, scope: UserScope) -> QuerySet:
     if scope.kind == ScopeKind.NONE:
         return queryset.none()
     if scope.kind == ScopeKind.SELF:
-        return queryset.filter(staff_id=scope.staff_id)
+        return queryset.filter(staff_id=scope.staff_id) if scope.staff_id is not None else queryset.none()
     return queryset.filter(staff__store__in=scope.store_ids())
 
 
@@ -165,7 +165,8 @@ def _active_at(*, relationships: QuerySet, at: datetime, column: str) -> tuple[s
     active = relationships.filter(status=Relationship.Status.ACTIVE)
     parts = [(1, active), (-1, active.filter(added_at__gte=at)),
              (1, relationships.filter(ended_at__gte=at, added_at__lt=at))]
-    sqls, params = [], []
+    sqls: list[str] = []
+    params: list[Any] = []
     for sign, queryset in parts:
         sql, part_params = _sql(queryset.values(column).annotate(n=Count("*")))  # count(*): index-only
         sqls.append(f"SELECT p.{column} AS k, {sign} * p.n AS n FROM ({sql}) p")

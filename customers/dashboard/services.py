@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -57,7 +58,7 @@ def acquisition_daily_build_range(*, date_from: date, date_to: date) -> int:
     if date_from > date_to:
         raise DashboardError(_("开始日期不能晚于结束日期"))
     start, end = day_bounds(first=date_from, last=date_to)
-    params = {"tz": settings.TIME_ZONE, "start": start, "end": end, "first": date_from, "last": date_to,
+    params: dict[str, Any] = {"tz": settings.TIME_ZONE, "start": start, "end": end, "first": date_from, "last": date_to,
               "by_customer": DELETED_BY_CUSTOMER, "by_staff": DELETED_BY_STAFF}
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(BUILD_SQL, params)

@@ -10,7 +10,7 @@ from customers.contacts.models import Stage
 from stores.access.scoping import ScopedQuerySet
 
 
-class StageChangeQuerySet(ScopedQuerySet):
+class StageChangeQuerySet(ScopedQuerySet["StageChange"]):
     scope_store_field = "customer__store"
     scope_staff_field = "customer__staff"
 

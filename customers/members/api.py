@@ -10,6 +10,8 @@ whose home store is in its scope. Each item succeeds or fails on its own, with i
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import (
     OpenApiResponse,
@@ -79,7 +81,8 @@ class MemberWriteSerializer(serializers.Serializer):
             raise serializers.ValidationError(str(exc)) from exc
 
     def to_record(self) -> MemberRecord:
-        data = {k: (v.strip() or None) if isinstance(v, str) else v for k, v in self.validated_data.items()}
+        data: dict[str, Any] = {k: (v.strip() or None) if isinstance(v, str) else v
+                                for k, v in self.validated_data.items()}
         mobile = data.pop("mobile", None)
         return MemberRecord(
             member_no=data["member_no"], mobile_hash=mobile_hash(mobile) if mobile else None,
@@ -94,7 +97,9 @@ class UpsertItemResultSerializer(serializers.Serializer):
     member_no = serializers.CharField(allow_null=True)
     status = serializers.ChoiceField(choices=["created", "updated", "unchanged", "error"])
     id = serializers.IntegerField(allow_null=True)
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+    # a declared field (DRF's metaclass takes it off the class), not the Serializer.errors property
+    errors = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.ListField(child=serializers.CharField()), required=False)
 
 
 class UpsertResultSerializer(serializers.Serializer):
@@ -116,7 +121,9 @@ class CanUpsertMembers(permissions.BasePermission):
 
 def _items_validate(items: list) -> tuple[list[dict], dict[int, MemberRecord]]:
     """Validate each item alone; a member_no repeated in one request is refused after its first time."""
-    results, records, seen = [], {}, {}
+    results: list[dict] = []
+    records: dict[int, MemberRecord] = {}
+    seen: dict[str, int] = {}  # member_no → the index of its first item
     for index, item in enumerate(items):
         serializer = MemberWriteSerializer(data=item if isinstance(item, dict) else {})
         number = item.get("member_no") if isinstance(item, dict) else None

@@ -3,13 +3,13 @@
 from django.utils.translation import gettext_lazy as _
 
 from portal.schedules import Schedule, schedule_register
-from stores.access.roles import ALL, READ, role_permissions_extend
+from stores.access.roles import ALL, READ, RoleGrants, role_permissions_extend
 from stores.models import Role
 
 # HQ manages members and runs imports; every scoped role reads the members of its stores (the
 # rows are scoped by home store). Store staff work on the mobile page, not with member records.
 # An integration that writes members through the API needs add+change on member for its user.
-_GRANTS = {
+_GRANTS: RoleGrants = {
     Role.HQ_ADMIN: {"member": ALL, "memberimport": ALL},
     Role.HQ_OPERATOR: {"member": ALL, "memberimport": ("view", "add")},
     Role.HQ_FINANCE: {"member": READ},

@@ -329,6 +329,8 @@ class RowParser:
             raise MemberDataError(_("会员号不能为空"))
         if len(member_no) > MEMBER_NO_MAX:
             raise MemberDataError(_("会员号超过 %(max)d 个字符") % {"max": MEMBER_NO_MAX})
+        hashed: str | None
+        masked: str | None
         if mobile:
             if not (len(mobile) == 11 and mobile[0] == "1" and mobile.isdigit() and mobile.isascii()):
                 mobile = mobile_normalize(mobile)

@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from stores.access.scoping import GlobalQuerySet, ScopedQuerySet
 
 
-class MemberQuerySet(ScopedQuerySet):
+class MemberQuerySet(ScopedQuerySet["Member"]):
     scope_store_field = "home_store"
 
 
@@ -57,7 +57,7 @@ class Member(models.Model):
         return f"{self.member_no} {self.mobile_masked}"
 
 
-class MemberImportQuerySet(GlobalQuerySet):
+class MemberImportQuerySet(GlobalQuerySet["MemberImport"]):
     scope_readers = GlobalQuerySet.HQ_ONLY
     scope_global = ("member files hold every store's members and mobiles: HQ roles only; the job itself "
                     "runs only for a creator who still has HQ scope")

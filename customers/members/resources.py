@@ -42,6 +42,7 @@ from customers.members.services import (
 from customers.models import Member
 from portal.admin_base import scoped
 from portal.audit import audit_record
+from portal.field_policy import concrete_field
 from portal.spreadsheets import SafeCSV, SafeXLSX, csv_decode
 from portal.xlsx import XlsxRowLimit
 from stores.access.scoping import user_scope
@@ -145,7 +146,9 @@ def _column(attribute, label, widget, field_class=fields.Field) -> fields.Field:
 
 
 def _max_length(name: str) -> int:
-    return Member._meta.get_field(name).max_length
+    max_length = concrete_field(Member, name).max_length
+    assert max_length is not None, name  # a text column with a limit
+    return max_length
 
 
 def _numbers_in(numbers) -> RawSQL:
@@ -280,7 +283,7 @@ class MemberResource(ScopedResource):
             dataset.headers = headers  # " 会员号 " is 会员号
         self._columns = [f for f in self.get_import_fields() if f.column_name in headers]
         self._imported: list[str] = []
-        self._in_scope: set[int] | None = None
+        self._in_scope: set[int] | _Everything | None = None
         self._shown = 0
         # First row of each member number, to report a repeated number as an error on its later rows.
         label = self.fields["member_no"].column_name
@@ -408,7 +411,7 @@ def members_copy_insert(members: list[Member]) -> None:
 
 def members_copy_update(members: list[Member]) -> None:
     """Changed members: their written columns COPYed into a temp table, then one UPDATE … FROM."""
-    fields = [Member._meta.get_field("id"), *(Member._meta.get_field(name) for name in (*WRITTEN, "updated_at"))]
+    fields = [concrete_field(Member, name) for name in ("id", *WRITTEN, "updated_at")]
     table, stage = connection.ops.quote_name(Member._meta.db_table), "member_web_import_stage"
     columns = [connection.ops.quote_name(f.column) for f in fields]
     now = timezone.now()

@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -264,7 +265,7 @@ def members_upsert(*, records: list[MemberRecord]) -> dict[str, UpsertOutcome]:
     """
     if not records:
         return {}
-    params = {name: [] for name in STAGE_COLUMNS}
+    params: dict[str, list[Any]] = {name: [] for name in STAGE_COLUMNS}
     for line, record in enumerate(records):
         params["line"].append(line)
         for name in STAGE_COLUMNS[1:]:

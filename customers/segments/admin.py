@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from typing import cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -131,9 +132,9 @@ class SegmentForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for name, _key, model, (source_model, source_field) in ID_FIELDS:
-            field = self.fields[name]
-            queryset = model._default_manager.all()
-            field.queryset = scoped(queryset.filter(deleted=False) if model is Tag else queryset, self.user)
+            field = cast(forms.ModelChoiceField, self.fields[name])
+            queryset = Tag.objects.filter(deleted=False) if model is Tag else model._default_manager.all()
+            field.queryset = scoped(queryset, self.user)
             field.widget = self._widget(model, source_model._meta.get_field(source_field), field.label)
             field.widget.choices = field.choices  # a replaced widget must be given the field's choices
         if self.instance.pk:
@@ -147,7 +148,8 @@ class SegmentForm(forms.ModelForm):
         return FilteredSelectMultiple(label, is_stacked=False)
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if self.errors:
             return data
         try:

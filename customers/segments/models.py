@@ -9,18 +9,18 @@ from django.utils.translation import gettext_lazy as _
 from stores.access.scoping import GlobalQuerySet
 
 
-class SegmentQuerySet(GlobalQuerySet):
+class SegmentQuerySet(GlobalQuerySet["Segment"]):
     scope_readers = GlobalQuerySet.EVERY_SCOPE
     scope_global = ("HQ's marketing rules, read by the roles given view permission (region managers): counts, "
                     "samples and the rule's description are evaluated in the viewer's scope; only HQ edits")
 
 
-class SegmentSnapshotQuerySet(GlobalQuerySet):
+class SegmentSnapshotQuerySet(GlobalQuerySet["SegmentSnapshot"]):
     scope_readers = GlobalQuerySet.HQ_ONLY
     scope_global = "a customer list frozen by HQ across the brand: HQ roles only"
 
 
-class SegmentSnapshotMemberQuerySet(GlobalQuerySet):
+class SegmentSnapshotMemberQuerySet(GlobalQuerySet["SegmentSnapshotMember"]):
     scope_readers = GlobalQuerySet.HQ_ONLY
     scope_global = "rows of a snapshot, never listed on their own: HQ roles only"
 

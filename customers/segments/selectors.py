@@ -95,6 +95,8 @@ def segment_sample(*, segment: Segment | None = None, rule: dict | None = None, 
     primary key backwards through every customer when the segment is small).
     """
     rule = segment.rule if segment is not None else rule
+    if rule is None:
+        raise TypeError("segment_sample needs a segment or a rule")
     queryset = segment_queryset(rule=rule, viewer=viewer).order_by().select_related("store", "staff")
     with segment_statement():
         return sorted(queryset[:n], key=lambda c: -c.pk)
@@ -111,7 +113,7 @@ def segment_preview(*, segment: Segment, viewer: User) -> SegmentPreview:
 
 # -- describing ------------------------------------------------------------------------------------
 
-def _names(model, ids: list[int], *, viewer: User, label=str) -> str:
+def _names(model, ids: list[int], *, viewer: User | None, label=str) -> str:
     """The names of ``ids`` that ``viewer`` may see. Another scope's row is not named, nor is its id shown:
     it reads exactly like a row that does not exist."""
     found = {obj.pk: label(obj) for obj in model._default_manager.for_user(viewer).filter(pk__in=list(ids))}
@@ -174,9 +176,10 @@ def _member_text(rule: dict) -> list[str]:
     return parts
 
 
-def segment_describe(*, rule: dict, viewer: User) -> str:
+def segment_describe(*, rule: dict, viewer: User | None) -> str:
     """The rule in Chinese, condition by condition as the SQL applies them (a few small lookups). Names are
-    read in ``viewer``'s scope: stores, staff, franchisees and regions outside it are counted, never named."""
+    read in ``viewer``'s scope: stores, staff, franchisees and regions outside it are counted, never named
+    (with no viewer known, nothing is named)."""
     try:
         rule = segment_rule_normalize(rule=rule)
     except SegmentRuleError as exc:

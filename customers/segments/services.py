@@ -87,7 +87,7 @@ def segment_snapshot_fill(*, snapshot_id: int) -> SegmentSnapshot:
                 return snapshot
             if snapshot.created_by is None:
                 raise SegmentRuleError([_("创建人已不存在，无法按其可见范围生成快照")])
-            size = _snapshot_insert(snapshot=snapshot)
+            size = _snapshot_insert(snapshot=snapshot, viewer=snapshot.created_by)
             snapshot.size, snapshot.status, snapshot.finished_at = size, SegmentSnapshot.Status.DONE, timezone.now()
             snapshot.save(update_fields=["size", "status", "finished_at"])
             return snapshot
@@ -97,8 +97,8 @@ def segment_snapshot_fill(*, snapshot_id: int) -> SegmentSnapshot:
         raise
 
 
-def _snapshot_insert(*, snapshot: SegmentSnapshot) -> int:
-    queryset = segment_queryset(rule=snapshot.rule, viewer=snapshot.created_by).order_by().values("pk")
+def _snapshot_insert(*, snapshot: SegmentSnapshot, viewer: User) -> int:
+    queryset = segment_queryset(rule=snapshot.rule, viewer=viewer).order_by().values("pk")
     # str(queryset.query) does not quote parameters: take the SQL and its parameters separately.
     sql, params = queryset.query.sql_with_params()
     with segment_statement(), connection.cursor() as cursor:

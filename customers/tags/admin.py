@@ -3,6 +3,8 @@ the forms check names and the 3,000-tag limit before that, so a mistake never re
 
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Q
@@ -37,9 +39,12 @@ def _validation(call):
         raise forms.ValidationError(str(exc)) from exc
 
 
-class SoftDeletedTagsMixin:
+class SoftDeletedTagsMixin(ScopedAdmin):
     """Tags and groups are only marked deleted (as in WeCom), through the tag services. WeCom refusing an edit
     after our checks passed is a TagError, which ScopedAdmin says on the page (nothing changes)."""
+
+    def _delete(self, request, objs: list) -> None:
+        raise NotImplementedError  # each admin deletes through its own service
 
     def delete_queryset(self, request, queryset):
         self._delete(request, list(queryset))
@@ -65,7 +70,8 @@ class TagGroupForm(forms.ModelForm):
         fields = ("name", "order")
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if "name" in data:
             data["name"] = _validation(lambda: tag_group_name_validate(
                 name=data["name"], exclude=self.instance if self.instance.pk else None))
@@ -143,10 +149,12 @@ class TagForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if "group" in self.fields:
-            self.fields["group"].queryset = TagGroup.objects.filter(deleted=False, wecom_group_id__isnull=False)
+            group = cast(forms.ModelChoiceField, self.fields["group"])
+            group.queryset = TagGroup.objects.filter(deleted=False, wecom_group_id__isnull=False)
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         group = data.get("group") or (self.instance.group if self.instance.pk else None)
         if "name" in data and group is not None:
             (data["name"],) = _validation(lambda: tag_names_validate(

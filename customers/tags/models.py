@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from customers.contacts.models import Stage
 from stores.access.scoping import GlobalQuerySet
 
+_M = TypeVar("_M", bound=models.Model)
 
-class CorpTagQuerySet(GlobalQuerySet):
+
+class CorpTagQuerySet(GlobalQuerySet[_M]):  # groups and tags alike
     scope_readers = GlobalQuerySet.EVERY_SCOPE
     scope_global = ("corp-wide tags, as every staff member sees them in WeCom: every role reads them; "
                     "only HQ edits (permission)")

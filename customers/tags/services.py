@@ -227,6 +227,8 @@ def tag_create(*, group: TagGroup, name: str, order: int = 0, advances_to: str =
 def tag_group_update(*, group: TagGroup, name: str, order: int, by: User | None = None) -> TagGroup:
     name = tag_group_name_validate(name=name, exclude=group)
     if (name, order) != (group.name, group.order):
+        if not group.wecom_group_id:  # WeCom would refuse the edit: say it in our words, as tag_create does
+            raise TagError(_("标签组“%(group)s”已删除或尚未同步到企业微信") % {"group": group.name})
         _wecom("externalcontact/edit_corp_tag", {"id": group.wecom_group_id, "name": name, "order": order})
         tags_pull(group_ids=[group.wecom_group_id])
         audit_record(action="customers.tag_group.update", target_type="customers.taggroup", target_ids=[group.pk],
@@ -238,6 +240,8 @@ def tag_group_update(*, group: TagGroup, name: str, order: int, by: User | None 
 def tag_update(*, tag: Tag, name: str, order: int, by: User | None = None) -> Tag:
     (name,) = tag_names_validate(names=[name], group=tag.group, exclude=tag)
     if (name, order) != (tag.name, tag.order):
+        if not tag.wecom_tag_id:  # WeCom would refuse the edit: say it in our words
+            raise TagError(_("标签“%(tag)s”已删除或尚未同步到企业微信，不能使用") % {"tag": tag})
         _wecom("externalcontact/edit_corp_tag", {"id": tag.wecom_tag_id, "name": name, "order": order})
         tags_pull(tag_ids=[tag.wecom_tag_id])
         audit_record(action="customers.tag.update", target_type="customers.tag", target_ids=[tag.pk], by=by,
@@ -359,8 +363,8 @@ def customers_tagging_run(*, run_id: int) -> SyncRun:
         except CustomerSelectionError as exc:  # an old job (a stored query object) or a tampered payload
             return _tagging_refuse(run, str(exc))
         queryset = customers_selected(viewer=viewer, selection=selection)  # nothing if no scope (any more)
-        wecom_ids = dict(Tag.objects.filter(pk__in=progress["add"] + progress["remove"])
-                         .values_list("pk", "wecom_tag_id"))
+        wecom_ids = {pk: wecom_id for pk, wecom_id in Tag.objects.filter(pk__in=progress["add"] + progress["remove"])
+                     .values_list("pk", "wecom_tag_id") if wecom_id}  # a tag not (or no longer) in WeCom: none
         add = [wecom_ids[pk] for pk in progress["add"] if pk in wecom_ids]
         remove = [wecom_ids[pk] for pk in progress["remove"] if pk in wecom_ids]
         while True:

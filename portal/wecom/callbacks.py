@@ -144,11 +144,11 @@ RETURNING id
 def callback_store(*, fields: dict) -> Stored:
     """INSERT … ON CONFLICT DO NOTHING: a duplicate returns event_id None and changes nothing."""
     key = event_dedupe_key(fields)
-    created = fields.get("CreateTime")
+    created = str(fields.get("CreateTime") or "")
     with connection.cursor() as cursor:
         cursor.execute(INBOX_INSERT_SQL, [
             key, fields["Event"][:64], (fields.get("ChangeType") or "")[:64],
-            int(created) if str(created or "").isdigit() else None, json.dumps(fields, ensure_ascii=False),
+            int(created) if created.isdigit() else None, json.dumps(fields, ensure_ascii=False),
         ])
         row = cursor.fetchone()
     return Stored(event_id=row[0] if row else None, dedupe_key=key)

@@ -1,6 +1,10 @@
 """The admin of logins' access (role and scope) and API tokens."""
+from collections.abc import Callable
+from typing import cast
+
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -27,7 +31,8 @@ class AccessForm(forms.ModelForm):
         fields = ("user", "role", "regions", "franchisee", "store", "staff")
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         try:
             access_validate(role=data.get("role"), regions=list(data.get("regions") or []),
                             franchisee=data.get("franchisee"), store=data.get("store"), staff=data.get("staff"))
@@ -79,10 +84,11 @@ class ApiTokenForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["resources"].choices = list(api_resources().items())
+        cast(forms.ChoiceField, self.fields["resources"]).choices = list(api_resources().items())
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         try:
             api_token_validate(mode=data.get("mode") or "", resources=data.get("resources") or [],
                                expires_at=data.get("expires_at"))
@@ -100,11 +106,12 @@ class ApiTokenStateFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         now = timezone.now()
-        return {
+        by_state: dict[str | None, Callable[[], QuerySet[ApiToken]]] = {
             ApiToken.State.ACTIVE: lambda: queryset.filter(revoked_at__isnull=True, expires_at__gt=now),
             ApiToken.State.EXPIRED: lambda: queryset.filter(revoked_at__isnull=True, expires_at__lte=now),
             ApiToken.State.REVOKED: lambda: queryset.filter(revoked_at__isnull=False),
-        }.get(self.value(), lambda: queryset)()
+        }
+        return by_state.get(self.value(), lambda: queryset)()
 
 
 @admin.register(ApiToken)

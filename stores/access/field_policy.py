@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from django.db import models
 from django.utils.translation import gettext as _
 
-from portal.field_policy import field_policy_register
+from portal.field_policy import concrete_field, field_policy_register
 from stores.access.scoping import user_scope
 from stores.models import Access, Role, Staff, Store
 
@@ -42,7 +42,7 @@ def user_edits_for_hq(user) -> bool:
 
 
 def _label(model: type[models.Model], name: str) -> str:
-    return str(model._meta.get_field(name).verbose_name)
+    return str(concrete_field(model, name).verbose_name)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from stores.access.models import Role
 
 ALL = ("view", "add", "change", "delete")
 READ = ("view",)
+# role → model name → actions granted on it, as each app declares them
+RoleGrants = dict[str, dict[str, tuple[str, ...]]]
 
 ROLE_PERMISSIONS: dict[str, set[str]] = defaultdict(set)
 ROLE_GROUP_NAMES = {role: f"角色：{role.label}" for role in Role}
@@ -37,7 +39,7 @@ def role_permissions_extend(*, role: str, app_label: str, model: str, actions: t
 
 
 def _declare_stores_permissions() -> None:
-    grants = {
+    grants: RoleGrants = {
         Role.HQ_ADMIN: {"region": ALL, "franchisee": ALL, "store": ALL, "staff": ALL, "access": ALL,
                         "apitoken": ALL},
         Role.HQ_OPERATOR: {"region": ALL, "franchisee": ALL, "store": ALL, "staff": ALL},

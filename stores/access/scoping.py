@@ -8,10 +8,14 @@ is computed once per user object (request) from the user's ``Access`` role.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Self, TypeVar
 
 from django.apps import apps
 from django.db import connection, models
 from django.db.models import Q
+
+_M = TypeVar("_M", bound=models.Model)
+_QS = TypeVar("_QS", bound=models.QuerySet[Any])
 
 
 class ScopeKind(models.TextChoices):
@@ -98,16 +102,16 @@ def _scope_compute(user) -> UserScope:
     return access.scope()
 
 
-class ScopedQuerySet(models.QuerySet):
+class ScopedQuerySet(models.QuerySet[_M]):
     """Base queryset of every scoped model. Subclasses say how the model reaches a store."""
 
     scope_store_field: str = "store"  # lookup from this model to Store's pk
     scope_staff_field: str | None = None  # lookup to Staff's pk, for the SELF scope
 
-    def for_user(self, user) -> ScopedQuerySet:
+    def for_user(self, user) -> Self:
         return self.for_scope(user_scope(user))
 
-    def for_scope(self, scope: UserScope) -> ScopedQuerySet:
+    def for_scope(self, scope: UserScope) -> Self:
         if scope.is_hq:
             return self
         if scope.kind == ScopeKind.NONE:
@@ -117,15 +121,15 @@ class ScopedQuerySet(models.QuerySet):
         return self.filter(**{f"{self.scope_store_field}__in": scope.store_ids()})
 
 
-class StoreQuerySet(ScopedQuerySet):
+class StoreQuerySet(ScopedQuerySet[_M]):
     scope_store_field = "pk"
 
-    def open(self):
+    def open(self) -> Self:
         return self.filter(status="open")
 
 
-class RegionQuerySet(ScopedQuerySet):
-    def for_scope(self, scope: UserScope) -> RegionQuerySet:
+class RegionQuerySet(ScopedQuerySet[_M]):
+    def for_scope(self, scope: UserScope) -> Self:
         if scope.is_hq:
             return self
         if scope.kind == ScopeKind.REGIONS:
@@ -134,8 +138,8 @@ class RegionQuerySet(ScopedQuerySet):
         return self.filter(pk__in=store_model.objects.filter(scope.store_q()).values("region_id"))
 
 
-class FranchiseeQuerySet(ScopedQuerySet):
-    def for_scope(self, scope: UserScope) -> FranchiseeQuerySet:
+class FranchiseeQuerySet(ScopedQuerySet[_M]):
+    def for_scope(self, scope: UserScope) -> Self:
         if scope.is_hq:
             return self
         if scope.kind == ScopeKind.FRANCHISEE:
@@ -144,12 +148,12 @@ class FranchiseeQuerySet(ScopedQuerySet):
         return self.filter(pk__in=store_model.objects.filter(scope.store_q()).values("franchisee_id"))
 
 
-class OwnRowsQuerySet(ScopedQuerySet):
+class OwnRowsQuerySet(ScopedQuerySet[_M]):
     """Rows that belong to a user (access, API tokens): HQ sees all, others their own, no scope nothing."""
 
     scope_user_field = "user"
 
-    def for_user(self, user) -> OwnRowsQuerySet:
+    def for_user(self, user) -> Self:
         scope = user_scope(user)
         if scope.is_hq:
             return self
@@ -157,11 +161,11 @@ class OwnRowsQuerySet(ScopedQuerySet):
             return self.none()
         return self.filter(**{self.scope_user_field: user.pk})
 
-    def for_scope(self, scope: UserScope) -> OwnRowsQuerySet:
+    def for_scope(self, scope: UserScope) -> Self:
         return self if scope.is_hq else self.none()
 
 
-class GlobalQuerySet(ScopedQuerySet):
+class GlobalQuerySet(ScopedQuerySet[_M]):
     """Rows that belong to no store: the model DECLARES who reads them and why (a decision, never a default).
 
     ``scope_readers``:
@@ -178,11 +182,11 @@ class GlobalQuerySet(ScopedQuerySet):
     scope_readers: str = HQ_ONLY
     scope_global: str = ""
 
-    def for_scope(self, scope: UserScope) -> GlobalQuerySet:
+    def for_scope(self, scope: UserScope) -> Self:
         return global_rows(self, scope=scope, readers=self.scope_readers)
 
 
-def global_rows(queryset: models.QuerySet, *, scope: UserScope, readers: str) -> models.QuerySet:
+def global_rows(queryset: _QS, *, scope: UserScope, readers: str) -> _QS:
     """What a declared-global model shows to ``scope`` (also used for models whose manager is not ours)."""
     if scope.is_hq:
         return queryset

@@ -44,7 +44,7 @@ def role_groups_sync() -> int:
     return len(ROLE_GROUP_NAMES)
 
 
-def access_validate(*, role: str, regions, franchisee, store, staff) -> None:
+def access_validate(*, role: str | None, regions, franchisee, store, staff) -> None:
     if role not in Role.values:
         raise AccessError(_("未知角色：%(role)s") % {"role": role})
     if role == Role.REGION_MANAGER and not regions:

@@ -1,5 +1,8 @@
+from typing import cast
+
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import Count, Q
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
@@ -93,7 +96,7 @@ class StaffMoveForm(forms.Form):
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["to_store"].queryset = scoped(Store.objects.open(), user)
+        cast(forms.ModelChoiceField, self.fields["to_store"]).queryset = scoped(Store.objects.open(), user)
 
 
 @admin.register(Staff)
@@ -110,8 +113,8 @@ class StaffAdmin(ScopedImportExportAdmin):
     def has_move_permission(self, request) -> bool:
         """Moving members changes their store: the field policy's call (HQ editors), besides the change right."""
         policy = field_policy_for(Staff)
-        return self.has_change_permission(request) and "store" not in policy.locked(user=request.user,
-                                                                                     creating=False)
+        locked = policy.locked(user=request.user, creating=False) if policy is not None else {}
+        return self.has_change_permission(request) and "store" not in locked
 
     def has_depart_permission(self, request) -> bool:
         """A departure locks the member's login out (whatever its role): HQ editors only, as a move."""
@@ -129,7 +132,7 @@ class StaffAdmin(ScopedImportExportAdmin):
             form = StaffMoveForm(user=request.user)
         context = {**self.admin_site.each_context(request), "title": _("调动员工"), "form": form,
                    "queryset": queryset, "opts": self.model._meta,
-                   "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}
+                   "action_checkbox_name": ACTION_CHECKBOX_NAME}
         return TemplateResponse(request, "admin/stores/staff/move.html", context)
 
     @admin.action(description=_("标记所选员工离职"), permissions=["depart"])

@@ -1,5 +1,7 @@
 """The organisation: regions (a tree), franchisees, stores and staff (WeCom members)."""
 
+from typing import Self
+
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models import Q
@@ -135,11 +137,11 @@ class Store(models.Model):
         return f"{self.name}（{self.code}）"
 
 
-class StaffQuerySet(ScopedQuerySet):
+class StaffQuerySet(ScopedQuerySet["Staff"]):
     scope_store_field = "store"
     scope_staff_field = "pk"
 
-    def active(self):
+    def active(self) -> Self:
         return self.filter(status=Staff.Status.ACTIVE)
 
 

@@ -8,6 +8,8 @@ row error, not a silent write.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.utils.translation import gettext_lazy as _
 from import_export import fields, widgets
@@ -17,6 +19,9 @@ from portal.field_policy import field_policy_for, guarded_changes_audit, guarded
 from portal.spreadsheets import SafeExportResource
 from stores.models import Franchisee, Region, Staff, Store
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 
 def column(attribute: str, label, widget) -> fields.Field:
     return fields.Field(attribute=attribute, column_name=label, widget=widget)
@@ -25,7 +30,7 @@ def column(attribute: str, label, widget) -> fields.Field:
 class ScopedForeignKeyWidget(widgets.ForeignKeyWidget):
     """Looks a reference up by a natural key among the rows the importing user may see."""
 
-    def __init__(self, model, field, *, user=None, label: str = "", **kwargs):
+    def __init__(self, model, field, *, user=None, label: StrOrPromise = "", **kwargs):
         super().__init__(model, field, **kwargs)
         self.user = user
         self.label = label
@@ -45,7 +50,7 @@ class ScopedForeignKeyWidget(widgets.ForeignKeyWidget):
 class ChoiceWidget(widgets.Widget):
     """Accepts a choice's code or its Chinese label; exports the label."""
 
-    def __init__(self, choices, *, label: str):
+    def __init__(self, choices, *, label: StrOrPromise):
         super().__init__()
         self.by_key = {str(k): k for k, _v in choices}
         self.by_label = {str(v): k for k, v in choices}

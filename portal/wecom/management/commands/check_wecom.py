@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand
 
 from portal.wecom.gateway import WeComError, wecom_call, wecom_client
 
-ADVICE = {
+ADVICE: dict[int | None, str] = {  # keyed like WeComError.errcode
     40001: "Secret 不正确：检查 WECOM_SECRET / WECOM_CONTACT_SECRET",
     40013: "CorpID 不正确：检查 WECOM_CORP_ID",
     48002: "应用没有该接口权限：在企业微信后台为应用开通“客户联系”或“通讯录”权限",
@@ -34,8 +34,8 @@ class Command(BaseCommand):
         echo, nonce, timestamp = uuid.uuid4().hex, uuid.uuid4().hex[:10], str(int(__import__("time").time()))
         envelope = ElementTree.fromstring(crypto.encrypt_message(echo, nonce, timestamp))
         response = requests.get(url, timeout=5, params={
-            "msg_signature": envelope.find("MsgSignature").text, "timestamp": timestamp, "nonce": nonce,
-            "echostr": envelope.find("Encrypt").text})
+            "msg_signature": envelope.findtext("MsgSignature"), "timestamp": timestamp, "nonce": nonce,
+            "echostr": envelope.findtext("Encrypt")})
         if response.status_code != 200 or response.text.strip() != echo:
             raise WeComError(endpoint="callback", errcode=None,
                              errmsg=f"回调地址未正确应答（HTTP {response.status_code}）：检查该地址的 WECOM_TOKEN / "
