@@ -37,5 +37,5 @@ lint: install
 	XIAOER_DEMO=1 $(PY) manage.py makemigrations --check --dry-run
 
 messages: install
-	$(PY) manage.py makemessages -l zh_Hans -l en --ignore=.venv --ignore=.run --ignore=bench --ignore=tests --ignore="portal/wecom/sandbox/*"
+	$(PY) manage.py makemessages -l zh_Hans -l en --ignore=.venv --ignore=.run --ignore=bench --ignore=tests --ignore="wecom_sandbox/*"
 	$(PY) manage.py compilemessages --ignore=.venv

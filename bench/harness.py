@@ -29,7 +29,7 @@ def django_setup(database: str = "xiaoer_bench") -> None:
         atexit.register(redis_stop, server)
     if "WECOM_CORP_ID" not in os.environ and "XIAOER_SANDBOX_URL" not in os.environ:
         from portal.embedded import free_port
-        from portal.wecom.sandbox.control import sandbox_spawn
+        from wecom_sandbox.control import sandbox_spawn
 
         port = free_port()
         sandbox = sandbox_spawn(port=port)

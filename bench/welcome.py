@@ -196,7 +196,7 @@ def bench_welcome(*, scale: int) -> str:
     from django.conf import settings
 
     from portal.embedded import free_port
-    from portal.wecom.sandbox.control import SandboxControl, sandbox_spawn
+    from wecom_sandbox.control import SandboxControl, sandbox_spawn
 
     sandbox_port, portal_port = free_port(), free_port()
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"

@@ -1,8 +1,11 @@
 """What demo mode uses when nothing is configured: public values, so production mode refuses each.
 
 Settings take these only in demo mode (``XIAOER_DEMO``, see portal/settings.py); portal/checks.py
-refuses them everywhere else. The WeCom sandbox's published credentials are read here and only here
-(lazily: production never imports the sandbox to configure itself).
+refuses them everywhere else. The WeCom sandbox's published credentials are read here and only here,
+from the sandbox's own ``wecom_sandbox.defaults`` (one copy, so the refusal cannot drift from what the
+sandbox serves), and lazily: settings call ``wecom_sandbox_settings()`` only in sandbox mode, so a
+production process imports nothing of the sandbox to configure itself; only the checks that refuse those
+values read them there.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ WECOM_API_URL = "https://qyapi.weixin.qq.com/cgi-bin/"
 
 def wecom_sandbox_settings() -> dict[str, str]:
     """The WECOM_* settings that make the portal and the local sandbox agree out of the box."""
-    from portal.wecom.sandbox import defaults
+    from wecom_sandbox import defaults
 
     return {
         "WECOM_CORP_ID": defaults.CORP_ID,

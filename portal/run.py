@@ -122,7 +122,7 @@ def _first_arrivals(env: dict[str, str]) -> None:
     """
     from celery import Celery
 
-    from portal.wecom.sandbox.control import SandboxControl
+    from wecom_sandbox.control import SandboxControl
 
     celery = Celery(broker=env["CELERY_BROKER_URL"])
     try:
@@ -165,7 +165,7 @@ def demo() -> int:
     honcho = sandbox = None
     try:
         if "WECOM_CORP_ID" not in env:
-            from portal.wecom.sandbox.control import sandbox_spawn
+            from wecom_sandbox.control import sandbox_spawn
 
             sandbox = sandbox_spawn(port=SANDBOX_PORT, callback_url=env["SANDBOX_CALLBACK_URL"],
                                     data_dir=RUN_DIR / "sandbox", env=env,

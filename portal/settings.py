@@ -234,7 +234,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # this many hours whatever became of the import.
 XIAOER_MEMBER_FILE_RETENTION_HOURS = env_int("XIAOER_MEMBER_FILE_RETENTION_HOURS", 24)
 
-# WeCom: the local sandbox (portal/wecom/sandbox/) only in demo mode while no WECOM_CORP_ID is given; its
+# WeCom: the local sandbox (wecom_sandbox/) only in demo mode while no WECOM_CORP_ID is given; its
 # published credentials fill in nothing else. Otherwise every WECOM_* value comes from the environment.
 WECOM_SANDBOX = XIAOER_DEMO and not env_str("WECOM_CORP_ID")
 _wecom_defaults = (dev_defaults.wecom_sandbox_settings() if WECOM_SANDBOX

@@ -187,7 +187,7 @@ def sandbox_mirror_org(*, sandbox_url: str) -> dict:
 
     Idempotent (the sandbox upserts), quiet (no callbacks), so sandbox and portal agree from the start.
     """
-    from portal.wecom.sandbox.control import SandboxControl
+    from wecom_sandbox.control import SandboxControl
 
     stores = Store.objects.exclude(wecom_department_id__isnull=True).values_list("wecom_department_id", "name")
     departments = [{"id": department, "name": name, "parentid": 1} for department, name in stores]

@@ -38,7 +38,7 @@ if "CELERY_BROKER_URL" not in os.environ:
 # The WeCom sandbox, its own process on a free port, for the whole session; tests reset it and point
 # its callbacks at their live server.
 if "WECOM_CORP_ID" not in os.environ:
-    from portal.wecom.sandbox.control import sandbox_spawn
+    from wecom_sandbox.control import sandbox_spawn
 
     _sandbox_port = free_port()
     _sandbox = sandbox_spawn(port=_sandbox_port)

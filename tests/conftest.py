@@ -165,7 +165,7 @@ def celery_worker(celery_worker_session, transactional_db):
 @pytest.fixture
 def sandbox(settings):
     """The WeCom sandbox (a real HTTP server in its own process), reset to an empty corp."""
-    from portal.wecom.sandbox.control import SandboxControl
+    from wecom_sandbox.control import SandboxControl
 
     if not settings.WECOM_SANDBOX:
         pytest.skip("needs the WeCom sandbox to play people (a real corp is configured)")

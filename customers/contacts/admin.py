@@ -37,11 +37,12 @@ from customers.contacts.selection import (
 )
 from customers.contacts.selectors import customer_sections
 from customers.contacts.services import DESCRIPTION_MAX, REMARK_MAX, customer_sync_one, relationship_remark
-from customers.members.services import MemberDataError, mobile_masked, mobile_normalize
+from customers.members.services import mobile_masked
 from customers.models import Customer, Member, Relationship, Tag
 from customers.tags.services import customers_tag
 from portal.admin_base import ScopedAdmin, scoped
 from portal.pagination import capped_count
+from portal.parsers import ValueInvalid, mobile_normalize
 from portal.spreadsheets import SafeExportResource, SpreadsheetAdminMixin
 from portal.wecom.gateway import WeComError
 from portal.wecom.models import SyncRun
@@ -67,7 +68,7 @@ def _tags_text(names_by_id: dict[int, str], tag_ids: list[int]) -> str:
 def _remark_mobile_masked(raw: str) -> str:
     try:
         return mobile_masked(mobile_normalize(raw))
-    except MemberDataError:  # a landline or a typo: show only its last digits
+    except ValueInvalid:  # a landline or a typo: show only its last digits
         return f"****{raw[-4:]}" if len(raw) > 4 else "****"
 
 

@@ -125,7 +125,8 @@ def customers_in_region(*, queryset: QuerySet, region_id: int) -> QuerySet:
 def customers_search(*, queryset: QuerySet, term: str) -> QuerySet:
     """The list's search box: exact ids (external userid, unionid, a member's mobile) or the name's start
     (and, from 3 characters, any part of it, through the trigram index)."""
-    from customers.members.services import MemberDataError, mobile_hash, mobile_normalize
+    from customers.members.services import mobile_hash
+    from portal.parsers import ValueInvalid, mobile_normalize
 
     term = term.strip()
     if not term:
@@ -137,7 +138,7 @@ def customers_search(*, queryset: QuerySet, term: str) -> QuerySet:
     if MOBILE.match(term):
         try:
             return queryset.filter(member__mobile_hash=mobile_hash(mobile_normalize(term)))
-        except MemberDataError:
+        except ValueInvalid:
             return queryset.none()
     # UPPER(name) LIKE 'TERM%' uses the text_pattern_ops index; '%TERM%' the trigram index (3+ characters).
     match = Q(name__istartswith=term)

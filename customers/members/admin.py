@@ -37,9 +37,10 @@ from customers.members.resources import (
     too_large_message,
 )
 from customers.members.selectors import member_levels
-from customers.members.services import MemberDataError, members_unify, mobile_hash, mobile_masked, mobile_normalize
+from customers.members.services import members_unify, mobile_hash, mobile_masked
 from customers.models import Member, MemberImport
 from portal.admin_base import ScopedAdmin
+from portal.parsers import ValueInvalid, mobile_normalize
 from portal.uploads import FileRefused, upload_size_validate
 from stores.access.scoping import region_ids_with_descendants
 from stores.models import Region
@@ -92,7 +93,7 @@ class MemberForm(forms.ModelForm):
             return ""
         try:
             return mobile_normalize(raw)
-        except MemberDataError as exc:
+        except ValueInvalid as exc:
             raise forms.ValidationError(str(exc)) from exc
 
     def save(self, commit=True):
@@ -125,7 +126,7 @@ def _masked_if_mobile(value):
     """A good mobile in a bad row is shown masked, like everywhere else; a bad one as typed (to fix it)."""
     try:
         return mobile_masked(mobile_normalize(cell_text(value).strip()))
-    except MemberDataError:
+    except ValueInvalid:
         return cell_text(value)
 
 
@@ -192,7 +193,7 @@ class MemberAdmin(ScopedImportExportAdmin):
         match = Q(member_no=term) | Q(unionid=term)
         try:
             match |= Q(mobile_hash=mobile_hash(mobile_normalize(term)))
-        except MemberDataError:
+        except ValueInvalid:
             pass
         return queryset.filter(match), False
 

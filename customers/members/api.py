@@ -24,17 +24,15 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from customers.members.services import (
-    INT_MAX,
-    MemberDataError,
     MemberRecord,
     members_upsert_scoped,
     mobile_hash,
     mobile_masked,
-    mobile_normalize,
 )
 from customers.models import Member
 from portal.api import ScopedModelSerializer, ScopedReadOnlyViewSet
 from portal.api_errors import ErrorSerializer
+from portal.parsers import INT_MAX, ValueInvalid, mobile_normalize
 
 UPSERT_MAX = 1000
 
@@ -77,7 +75,7 @@ class MemberWriteSerializer(serializers.Serializer):
             return None
         try:
             return mobile_normalize(value)
-        except MemberDataError as exc:
+        except ValueInvalid as exc:
             raise serializers.ValidationError(str(exc)) from exc
 
     def to_record(self) -> MemberRecord:
@@ -157,7 +155,7 @@ class MemberFilterSerializer(serializers.Serializer):
             return value
         try:
             return mobile_hash(mobile_normalize(value))
-        except MemberDataError as exc:
+        except ValueInvalid as exc:
             raise serializers.ValidationError(str(exc)) from exc
 
 

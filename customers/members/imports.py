@@ -49,22 +49,18 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers.members.services import (
-    INT_MAX,
     LEVEL_MAX,
     MEMBER_NO_MAX,
     NAME_MAX,
     UNIONID_MAX,
     MemberDataError,
-    amount_parse,
-    date_parse,
-    int_parse,
     members_unify_scope_table,
-    mobile_normalize,
 )
 from customers.members.tasks import member_import_task
 from customers.models import MemberImport
 from portal.errors import DomainError
 from portal.locks import IdLock, session_lock_try
+from portal.parsers import INT_MAX, ValueInvalid, amount_parse, date_parse, int_parse, mobile_normalize
 from portal.spreadsheets import CSV_MAX_LINE_CHARS, line_too_long_message
 from portal.tasks import enqueue_after_commit
 from portal.uploads import FileRefused
@@ -285,11 +281,12 @@ def _hmac_sha256_hex(key: bytes) -> Callable[[str], str]:
 
 
 class RowParser:
-    """Turns one row's cells into a staged tuple (STAGE_COLUMNS) or raises MemberDataError.
+    """Turns one row's cells into a staged tuple (STAGE_COLUMNS) or raises ValueInvalid (MemberDataError for a
+    row's own faults, the parsers' ValueInvalid for a value).
 
     Runs a million times per file, so it is written for speed: the cells are picked with one
     itemgetter, the common shapes (an 11-digit mobile, a plain integer) take a short path, and the
-    full parsers in customers.members.services handle everything else and word the errors."""
+    full parsers in portal.parsers handle everything else and word the errors."""
 
     def __init__(self, *, header: list[str], store_ids: dict[str, int]):
         self.store_ids = store_ids
@@ -488,7 +485,7 @@ class _ChunkReader:
                     continue  # blank lines are not errors
                 try:
                     row = parse(cells)
-                except MemberDataError as exc:
+                except ValueInvalid as exc:
                     add_error(line, str(exc))
                     continue
                 chunk[row[0]] = row

@@ -29,20 +29,12 @@ from import_export.instance_loaders import BaseInstanceLoader
 from import_export.results import RowResult
 
 from customers.members.imports import cell_text
-from customers.members.services import (
-    MemberDataError,
-    amount_parse,
-    date_parse,
-    int_parse,
-    members_unify,
-    mobile_hash,
-    mobile_masked,
-    mobile_normalize,
-)
+from customers.members.services import members_unify, mobile_hash, mobile_masked
 from customers.models import Member
 from portal.admin_base import scoped
 from portal.audit import audit_record
 from portal.field_policy import concrete_field
+from portal.parsers import ValueInvalid, amount_parse, date_parse, int_parse, mobile_normalize, text_check
 from portal.spreadsheets import SafeCSV, SafeXLSX, csv_decode
 from portal.xlsx import XlsxRowLimit
 from stores.access.scoping import user_scope
@@ -74,14 +66,11 @@ class _TextWidget(widgets.Widget):
             return None
         try:
             return self.parse(text)
-        except MemberDataError as exc:
+        except ValueInvalid as exc:
             raise ValueError(str(exc)) from exc
 
     def parse(self, text: str):
-        if self.max_length is not None and len(text) > self.max_length:
-            raise MemberDataError(gettext("%(label)s超过 %(max)d 个字符") % {"label": self.label,
-                                                                         "max": self.max_length})
-        return text
+        return text if self.max_length is None else text_check(text, label=str(self.label), max_length=self.max_length)
 
     def render(self, value, obj=None, **kwargs):
         return "" if value is None else str(value)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -36,7 +35,7 @@ from django.utils.translation import gettext as _
 
 from customers.members.tasks import members_unify_task
 from customers.models import Member
-from portal.errors import DomainError
+from portal.parsers import ValueInvalid, mobile_normalize
 from portal.tasks import enqueue_after_commit
 from stores.access.scoping import user_scope
 from stores.models import Store
@@ -48,42 +47,17 @@ UNIONID_MAX = 64
 NAME_MAX = 64
 LEVEL_MAX = 16
 STORE_CODE_MAX = 32
-INT_MAX = 2_147_483_647
 SPEND_MAX = Decimal("999999999999.99")  # max_digits=14, decimal_places=2
 CONFLICT_SAMPLE = 20
 
 
-class MemberDataError(DomainError):
-    """A value a user sent that cannot be stored; the message says why, in Chinese."""
+class MemberDataError(ValueInvalid):
+    """A member's row or value that cannot be stored (no member number, a store outside the sender's scope…);
+    the message says why. A ValueInvalid, as the parsers' refusals are: code that reads member data catches
+    ``ValueInvalid`` and so gets both."""
 
 
-# -- mobiles ----------------------------------------------------------------------------------------
-
-_FULLWIDTH = str.maketrans("０１２３４５６７８９＋", "0123456789+")
-_MOBILE_JUNK = re.compile(r"[\s()\-]")
-
-
-def mobile_normalize(raw: str) -> str:
-    """A Chinese mainland mobile as 11 digits starting with 1; raises MemberDataError otherwise.
-
-    Accepts what people type and spreadsheets produce: ``+86 138 0000 0000``, ``0086-138…``,
-    ``86138…``, full-width digits. Kept in step with ``_REMARK_MOBILE_SQL`` (the SQL twin, which
-    ``relationship_mobile_hashes_backfill`` uses).
-    """
-    text = raw if raw.isascii() else raw.translate(_FULLWIDTH)
-    if len(text) != 11 or not text.isdigit():
-        text = _MOBILE_JUNK.sub("", text)
-        if text.startswith("+86"):
-            text = text[3:]
-        elif text.startswith("0086"):
-            text = text[4:]
-        elif len(text) == 13 and text.startswith("86"):
-            text = text[2:]
-    if len(text) == 11 and text[0] == "1" and text.isascii() and text.isdigit():
-        return text
-    raise MemberDataError(_("手机号“%(value)s”无效：应为 11 位中国大陆手机号（以 1 开头，可带 +86）") % {
-        "value": raw.strip()[:32]})
-
+# -- mobiles: normalised by portal.parsers.mobile_normalize, kept only hashed -----------------------
 
 def _hash_key() -> bytes:
     return settings.MEMBER_MOBILE_HASH_KEY.encode()
@@ -107,65 +81,6 @@ def _hmac_pads() -> dict[str, bytes]:
         key = hashlib.sha256(key).digest()
     key = key.ljust(64, b"\0")
     return {"ipad": bytes(b ^ 0x36 for b in key), "opad": bytes(b ^ 0x5C for b in key)}
-
-
-# -- values -----------------------------------------------------------------------------------------
-
-_INT_LOOSE = re.compile(r"[+-]?\d+(?:\.0*)?")
-_AMOUNT = re.compile(r"\d{1,12}(?:\.\d{0,2})?")
-_DATE_LOOSE = re.compile(r"(\d{4})[-/.年]?(\d{1,2})[-/.月]?(\d{1,2})日?(?:[ T].*)?")
-
-
-def int_parse(text: str, *, label: str, minimum: int = 0) -> int:
-    """'12', '1,234', '12.0' (a spreadsheet's float) → int within the column's range."""
-    try:
-        value = int(text)
-    except ValueError:
-        cleaned = text.replace(",", "").replace("，", "").strip()
-        if not _INT_LOOSE.fullmatch(cleaned):
-            raise MemberDataError(_("%(label)s“%(value)s”不是整数") % {"label": label, "value": text[:32]}) from None
-        value = int(cleaned.split(".")[0])
-    if not minimum <= value <= INT_MAX:
-        raise MemberDataError(_("%(label)s“%(value)s”超出范围（%(min)d 至 %(max)d）") % {
-            "label": label, "value": text[:32], "min": minimum, "max": INT_MAX})
-    return value
-
-
-def amount_parse(text: str, *, label: str) -> str:
-    """A non-negative CNY amount with at most 2 decimals ('¥1,234.50' → '1234.50'), as text for SQL."""
-    if not _AMOUNT.fullmatch(text):
-        cleaned = text.replace(",", "").replace("，", "").lstrip("¥￥").strip()
-        if not _AMOUNT.fullmatch(cleaned):
-            raise MemberDataError(_("%(label)s“%(value)s”应为不小于 0 的金额，最多两位小数") % {
-                "label": label, "value": text[:32]})
-        text = cleaned
-    return text
-
-
-def date_parse(text: str, *, label: str) -> date:
-    """2026-01-05, 2026/1/5, 20260105, 2026年1月5日, with or without a time part."""
-    if len(text) == 10 and text[4] == "-":
-        try:
-            return date.fromisoformat(text)
-        except ValueError:
-            pass
-    match = _DATE_LOOSE.fullmatch(text)
-    try:
-        if not match:
-            raise ValueError(text)
-        value = date(int(match[1]), int(match[2]), int(match[3]))
-        if not 1900 <= value.year <= 2100:
-            raise ValueError(text)
-        return value
-    except ValueError:
-        raise MemberDataError(_("%(label)s“%(value)s”不是有效日期（如 2026-01-05）") % {
-            "label": label, "value": text[:32]}) from None
-
-
-def text_check(text: str, *, label: str, max_length: int) -> str:
-    if len(text) > max_length:
-        raise MemberDataError(_("%(label)s超过 %(max)d 个字符") % {"label": label, "max": max_length})
-    return text
 
 
 # -- upsert -----------------------------------------------------------------------------------------
@@ -300,7 +215,7 @@ def remark_mobile_hashes(mobiles) -> list[str]:
     for raw in mobiles or ():
         try:
             hashes.add(mobile_hash(mobile_normalize(str(raw))))
-        except MemberDataError:
+        except ValueInvalid:
             continue
     return sorted(hashes)
 

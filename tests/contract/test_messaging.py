@@ -1,4 +1,4 @@
-"""Contract: mass sends, Moments, media, app messages and OAuth (portal/wecom/sandbox/messaging.py).
+"""Contract: mass sends, Moments, media, app messages and OAuth (wecom_sandbox/messaging.py).
 
 wechatpy's own methods where it has them, the gateway for the rest; people (members confirming a mass
 send, publishing a Moment, opening the mobile page) are played through the sandbox's control API.
@@ -15,7 +15,7 @@ import pytest
 from wechatpy.exceptions import APILimitedException, WeChatClientException
 
 from portal.wecom.gateway import WeComError
-from portal.wecom.sandbox.control import SandboxControlError
+from wecom_sandbox.control import SandboxControlError
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64

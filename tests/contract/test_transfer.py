@@ -12,7 +12,7 @@ import pytest
 from wechatpy.exceptions import WeChatClientException
 
 from portal.wecom.gateway import WeComError
-from portal.wecom.sandbox.control import SandboxControlError
+from wecom_sandbox.control import SandboxControlError
 
 TRANSFER = "externalcontact/transfer_customer"
 RESULT = "externalcontact/transfer_result"

@@ -25,12 +25,12 @@ from customers.models import (
 )
 from portal.wecom.gateway import wecom_call
 from portal.wecom.models import SyncRun
-from portal.wecom.sandbox.control import SandboxControlError
 from stores.demo import OrgSize, org_build, sandbox_mirror_org
 from stores.models import Staff, Store
 from tests.conftest import eventually
 from tests.customers.acquisition.helpers import sandbox_members_load, way_in_sandbox
 from tests.customers.helpers import sandbox_calls
+from wecom_sandbox.control import SandboxControlError
 
 pytestmark = pytest.mark.integration
 SMALL = OrgSize(areas=1, franchisees=1, stores=3, staff=9)  # 3 stores, each a manager and 2 guides

@@ -154,10 +154,30 @@ def test_the_refusal_for_servers_names_every_problem():
 def test_production_settings_take_nothing_from_the_sandbox():
     code = ("import sys; from django.conf import settings; "
             "print(repr(settings.WECOM_TOKEN), repr(settings.WECOM_AES_KEY), settings.WECOM_SANDBOX, "
-            "'portal.wecom.sandbox' in sys.modules)")
+            "'wecom_sandbox' in sys.modules)")
     result = _run("-c", code, env=production_env(DJANGO_SETTINGS_MODULE="portal.settings", WECOM_CORP_ID="ww01"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["''", "''", "False", "False"]
+
+
+# What a production process loads before it serves: the settings, every app (models, admin, handlers,
+# schedules) and the URLconf. None of it may import the sandbox; demo mode does, through its settings.
+_SANDBOX_LOADED = ("import sys; import portal.settings; import django; django.setup(); import portal.urls; "
+                   "print(sorted(name for name in sys.modules if name.split('.')[0] == 'wecom_sandbox'))")
+
+
+def test_a_production_process_never_imports_the_sandbox():
+    result = _run("-c", _SANDBOX_LOADED, env=production_env(DJANGO_SETTINGS_MODULE="portal.settings",
+                                                            **PRODUCTION_ENV))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_demo_mode_reads_the_sandboxs_published_defaults_and_nothing_else_of_it():
+    result = _run("-c", _SANDBOX_LOADED, env=production_env(DJANGO_SETTINGS_MODULE="portal.settings", XIAOER_DEMO="1",
+                                                            DATABASE_URL=os.environ["DATABASE_URL"]))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['wecom_sandbox', 'wecom_sandbox.defaults']"
 
 
 def test_debug_alone_is_demo_mode_and_without_a_corp_id_talks_to_the_sandbox():

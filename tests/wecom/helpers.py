@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from portal.wecom.sandbox.callbacks import CorpSecrets, signed_envelope
-from portal.wecom.sandbox.callbacks import event_xml as _event_xml
+from wecom_sandbox.callbacks import CorpSecrets, signed_envelope
+from wecom_sandbox.callbacks import event_xml as _event_xml
 
 
 def event_xml(event: str, change_type: str = "", **fields) -> str:

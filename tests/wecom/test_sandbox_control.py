@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 
-from portal.wecom.sandbox.server import host_is_allowed
+from wecom_sandbox.server import host_is_allowed
 
 
 def _request(sandbox, path: str, *, host: str | None = None, body: bytes | None = None,
@@ -100,7 +100,7 @@ def test_the_wecom_api_answers_as_wecom_whatever_the_host(sandbox):
 
 
 def test_the_control_client_and_the_cli_keep_working(sandbox):
-    from portal.wecom.sandbox.__main__ import main
+    from wecom_sandbox.__main__ import main
 
     assert sandbox.do("members/add", userid="cli", name="命令行")["member"]["userid"] == "cli"
     assert main(["do", "members/update", "userid=cli", "name=改名", "--url", sandbox.url]) == 0

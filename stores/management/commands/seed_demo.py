@@ -4,8 +4,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 
 from portal.demo import DemoSeedError, demo_seeders
-from portal.wecom.sandbox.control import SandboxControlError
 from stores.demo import DEMO_PASSWORD, OrgSize, org_build, sandbox_mirror_org
+from wecom_sandbox.control import SandboxControlError
 
 
 class Command(BaseCommand):

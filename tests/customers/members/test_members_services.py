@@ -11,14 +11,12 @@ from decimal import Decimal
 import pytest
 
 from customers.members.services import (
-    MemberDataError,
     MemberRecord,
     member_upsert,
     members_unify,
     members_upsert_scoped,
     mobile_hash,
     mobile_masked,
-    mobile_normalize,
     remark_mobile_hashes,
     rfm_compute,
 )
@@ -26,19 +24,6 @@ from customers.models import Customer, Member
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.mark.parametrize("raw", ["13800001234", "+86 138 0000 1234", "+86-138-0000-1234", "0086 13800001234",
-                                 "8613800001234", "138-0000-1234", " 138 0000 1234 ", "１３８００００１２３４"])
-def test_mobiles_as_people_type_them_normalise_to_eleven_digits(raw):
-    assert mobile_normalize(raw) == "13800001234"
-
-
-@pytest.mark.parametrize("raw", ["", "12345", "23800001234", "1380000123", "138000012345", "1380000abcd",
-                                 "+1 415 555 0100", "021-62345678"])
-def test_anything_else_is_refused_with_a_reason(raw):
-    with pytest.raises(MemberDataError, match="应为 11 位中国大陆手机号"):
-        mobile_normalize(raw)
 
 
 def test_the_hash_is_hmac_sha256_with_the_settings_key_and_the_mask_keeps_seven_digits(settings):

@@ -19,11 +19,11 @@ from customers.members.services import (
     members_unify,
     mobile_hash,
     mobile_masked,
-    mobile_normalize,
     relationship_mobile_hashes_backfill,
     remark_mobile_hashes,
 )
 from customers.models import Customer, Member, Relationship
+from portal.parsers import mobile_normalize
 from portal.wecom.gateway import wecom_call
 from tests.customers.helpers import customers_load
 from tests.factories import CustomerFactory

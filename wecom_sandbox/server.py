@@ -36,8 +36,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from portal.wecom.sandbox.callbacks import CallbackSender, CorpSecrets
-from portal.wecom.sandbox.state import SandboxState
+from wecom_sandbox.callbacks import CallbackSender, CorpSecrets
+from wecom_sandbox.state import SandboxState
 
 AREAS = ("addressbook", "contacts", "messaging", "transfer", "scenario")
 TOKEN_SECONDS = 7200
@@ -152,7 +152,7 @@ class Sandbox:
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
         for area in AREAS:
-            importlib.import_module(f"portal.wecom.sandbox.{area}")
+            importlib.import_module(f"wecom_sandbox.{area}")
 
     def tick(self) -> None:
         with self.state.lock:

@@ -5,9 +5,9 @@ and then a guide joins or leaves, guides confirm pending mass sends and some cus
 a transfer. Each step is one of the control actions a test would call, run inside the sandbox
 (so callbacks reach the portal exactly as in the tests).
 
-    python -m portal.wecom.sandbox serve --day-in-the-life 0.2     # about one event every 5 s
-    python -m portal.wecom.sandbox do scenario/step count=50       # a burst, on demand
-    python -m portal.wecom.sandbox do scenario/arrivals count=40   # only new customers, through the codes
+    python -m wecom_sandbox serve --day-in-the-life 0.2     # about one event every 5 s
+    python -m wecom_sandbox do scenario/step count=50       # a burst, on demand
+    python -m wecom_sandbox do scenario/arrivals count=40   # only new customers, through the codes
 
 ``make run`` asks for ``scenario/arrivals`` once, when the portal's web server and worker are up, so
 the demo starts with customers who came through its store, staff and channel codes.
@@ -19,8 +19,8 @@ import random
 import threading
 import time
 
-from portal.wecom.sandbox.contacts import WAY_CONFIG_INVALID
-from portal.wecom.sandbox.server import CONTROLS, INVALID_PARAMETER, ApiError, Call, Sandbox, control
+from wecom_sandbox.contacts import WAY_CONFIG_INVALID
+from wecom_sandbox.server import CONTROLS, INVALID_PARAMETER, ApiError, Call, Sandbox, control
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂"

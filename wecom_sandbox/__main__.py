@@ -1,9 +1,9 @@
 """The sandbox's command line: serve it, or play people in it.
 
-    python -m portal.wecom.sandbox serve [--port 8900] [--callback-url URL] [--data-dir DIR] [--day-in-the-life 0.2]
-    python -m portal.wecom.sandbox do members/add userid=zhangsan name=张三 department=[2]
-    python -m portal.wecom.sandbox do clock/advance seconds=86400
-    python -m portal.wecom.sandbox get state
+    python -m wecom_sandbox serve [--port 8900] [--callback-url URL] [--data-dir DIR] [--day-in-the-life 0.2]
+    python -m wecom_sandbox do members/add userid=zhangsan name=张三 department=[2]
+    python -m wecom_sandbox do clock/advance seconds=86400
+    python -m wecom_sandbox get state
 
 Credentials come from the same WECOM_* variables as the portal (defaults: the sandbox corp).
 """
@@ -17,11 +17,11 @@ import signal
 import sys
 import urllib.request
 
-from portal.wecom.sandbox import defaults
+from wecom_sandbox import defaults
 
 
 def corp_from_env():
-    from portal.wecom.sandbox.callbacks import CorpSecrets
+    from wecom_sandbox.callbacks import CorpSecrets
 
     return CorpSecrets(
         corp_id=os.environ.get("WECOM_CORP_ID", defaults.CORP_ID),
@@ -34,8 +34,8 @@ def corp_from_env():
 
 
 def serve(args) -> int:
-    from portal.wecom.sandbox.server import Sandbox, make_server
-    from portal.wecom.sandbox.state import SandboxState
+    from wecom_sandbox.server import Sandbox, make_server
+    from wecom_sandbox.state import SandboxState
 
     state = SandboxState(data_dir=args.data_dir or None, config={"callback_url": args.callback_url or ""})
     sandbox = Sandbox(corp=corp_from_env(), state=state, callback_concurrency=args.callback_concurrency)
@@ -43,7 +43,7 @@ def serve(args) -> int:
     state.start_saver()
     sandbox.start_ticker()
     if args.day_in_the_life:
-        from portal.wecom.sandbox.scenario import start_day_in_the_life
+        from wecom_sandbox.scenario import start_day_in_the_life
 
         start_day_in_the_life(sandbox, events_per_second=args.day_in_the_life)
 
@@ -86,7 +86,7 @@ def control(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m portal.wecom.sandbox")
+    parser = argparse.ArgumentParser(prog="python -m wecom_sandbox")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("serve", help="run the sandbox server")
     run.add_argument("--host", default="127.0.0.1")

@@ -20,7 +20,7 @@ transfers, transfers_waiting, transfer_history, groupchats, chat_transfer_days (
 
 from __future__ import annotations
 
-from portal.wecom.sandbox.server import ApiError, Call
+from wecom_sandbox.server import ApiError, Call
 
 NOT_EXTERNAL_CONTACT = 84061  # "not external contact": no such relationship
 INVALID_EXTERNAL_USERID = 40096

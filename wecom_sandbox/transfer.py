@@ -52,8 +52,8 @@ from __future__ import annotations
 import base64
 import bisect
 
-from portal.wecom.sandbox import tables
-from portal.wecom.sandbox.server import INVALID_PARAMETER, ApiError, Call, Sandbox, control, endpoint, on_tick
+from wecom_sandbox import tables
+from wecom_sandbox.server import INVALID_PARAMETER, ApiError, Call, Sandbox, control, endpoint, on_tick
 
 DAY = 86_400
 TAKEOVER_DELAY = DAY

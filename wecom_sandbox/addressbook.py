@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from portal.wecom.sandbox.server import INVALID_PARAMETER, ApiError, Call, control, endpoint
+from wecom_sandbox.server import INVALID_PARAMETER, ApiError, Call, control, endpoint
 
 USER_NOT_FOUND = 60111
 DEPARTMENT_NOT_FOUND = 60123

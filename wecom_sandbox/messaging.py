@@ -20,8 +20,8 @@ import hashlib
 import html
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
-from portal.wecom.sandbox import addressbook, server, tables
-from portal.wecom.sandbox.server import ApiError, Call, RawReply, Sandbox, control, endpoint, file_server, on_tick
+from wecom_sandbox import addressbook, server, tables
+from wecom_sandbox.server import ApiError, Call, RawReply, Sandbox, control, endpoint, file_server, on_tick
 
 # -- error codes (90313) ---------------------------------------------------------------------------
 INVALID_PARAMETER = server.INVALID_PARAMETER  # 40058

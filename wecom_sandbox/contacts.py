@@ -16,16 +16,16 @@ and the endpoint pages on developer.work.weixin.qq.com.
 from __future__ import annotations
 
 import base64
+import io
 import secrets
-import struct
-import zlib
 
 import qrcode
+from qrcode.image.pure import PyPNGImage
 
-from portal.wecom.sandbox import server, tables
-from portal.wecom.sandbox.addressbook import departments, member_is_active, members
-from portal.wecom.sandbox.server import INVALID_PARAMETER, ApiError, Call, control, endpoint, on_tick
-from portal.wecom.sandbox.tables import NOT_EXTERNAL_CONTACT, follow_active, follows_of_member
+from wecom_sandbox import server, tables
+from wecom_sandbox.addressbook import departments, member_is_active, members
+from wecom_sandbox.server import INVALID_PARAMETER, ApiError, Call, control, endpoint, on_tick
+from wecom_sandbox.tables import NOT_EXTERNAL_CONTACT, follow_active, follows_of_member
 
 INVALID_USERID, DEPARTMENT_LIST_INVALID = 40003, 40066
 TAG_NOT_FOUND, TAG_NAME_EXISTS, TAG_NAME_LENGTH = 40068, 40071, 40072
@@ -494,22 +494,13 @@ def contact_way_list(call: Call) -> dict:
 
 
 def qr_png(text: str, *, scale: int = 8) -> bytes:
-    """A greyscale PNG of ``text`` as a QR code (the matrix from qrcode; encoded here: no Pillow or pypng)."""
-    code = qrcode.QRCode(border=4)
+    """``text`` as a QR code in a PNG, drawn and written by the qrcode library (its pypng backend)."""
+    code = qrcode.QRCode(box_size=scale, border=4, image_factory=PyPNGImage)
     code.add_data(text)
     code.make(fit=True)
-    rows = []
-    for modules in code.get_matrix():
-        line = b"\x00" + bytes(0 if dark else 255 for dark in modules for _ in range(scale))
-        rows.extend([line] * scale)
-    size = len(code.get_matrix()) * scale
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", size, size, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"".join(rows), 9))
-            + chunk(b"IEND", b""))
+    buffer = io.BytesIO()
+    code.make_image().save(buffer)
+    return buffer.getvalue()
 
 
 @server.file_server("qr")

@@ -1,4 +1,7 @@
-"""A client for the sandbox's control API, used by tests, seed_demo, benchmarks and the CLI."""
+"""A client for the sandbox's control API, and a way to start the sandbox as its own process.
+
+Used by ``make run`` (portal/run.py), ``seed_demo``, the tests and the benchmarks; standard library only.
+"""
 
 from __future__ import annotations
 
@@ -75,12 +78,12 @@ def sandbox_spawn(*, port: int, callback_url: str = "", data_dir: Path | None = 
                   env: dict | None = None, events_per_second: float = 0.0,
                   callback_concurrency: int = 1) -> subprocess.Popen:
     """Start the sandbox as its own process (as make run and the tests do)."""
-    command = [sys.executable, "-m", "portal.wecom.sandbox", "serve", "--port", str(port),
+    command = [sys.executable, "-m", "wecom_sandbox", "serve", "--port", str(port),
                "--callback-url", callback_url, "--day-in-the-life", str(events_per_second),
                "--callback-concurrency", str(callback_concurrency)]
     if data_dir:
         command += ["--data-dir", str(data_dir)]
     process = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
-                               cwd=Path(__file__).resolve().parents[3])
+                               cwd=Path(__file__).resolve().parents[1])
     SandboxControl(f"http://127.0.0.1:{port}").wait_ready()
     return process
