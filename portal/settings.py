@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "import_export",
     "axes",
+    "pgtrigger",
     "portal.apps.PortalConfig",
     "portal.wecom.apps.WeComConfig",
     "stores",

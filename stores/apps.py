@@ -11,7 +11,7 @@ def _sync_role_groups(sender, **kwargs):
 
 
 # The app's subjects (DESIGN.md), each a package; startup imports each one's admin, tasks, handlers, hooks.
-SUBJECTS = ("org", "access")
+SUBJECTS = ("org", "access", "notices")
 
 
 class StoresConfig(AppConfig):

@@ -21,8 +21,9 @@ from customers.models import (
     StageChange,
     WelcomeDelivery,
 )
+from materials.models import Material, MaterialVersion
 from stores.access.services import access_grant, api_token_issue
-from stores.models import Access, ApiToken, Franchisee, Region, Role, Staff, Store
+from stores.models import Access, ApiToken, Franchisee, Notice, Region, Role, Staff, Store
 from tests.factories import (
     CustomerFactory,
     StaffFactory,
@@ -51,6 +52,18 @@ def _access_in(store: Store) -> Access:
     return access_grant(user=UserFactory(), role=Role.STORE_STAFF, store=store, staff=staff)
 
 
+def _material_in(store: Store) -> Material:
+    """A published script aimed at this one store, made by HQ through the services."""
+    from tests.materials.helpers import script_published
+
+    hq = UserFactory(username=f"hq-maker-{store.code}", is_superuser=True)
+    return script_published(by=hq, title=f"话术-{store.code}", text=f"{store.code} 专属话术", stores=[store])
+
+
+def _notice_in(store: Store) -> Notice:
+    return Notice.objects.create(user=_access_in(store).user, title=f"通知-{store.code}")
+
+
 def _token_in(store: Store) -> ApiToken:
     return api_token_issue(name="pos", user=_access_in(store).user).token
 
@@ -74,6 +87,9 @@ SCOPED: dict[type, ScopedCase] = {
     StageChange: ScopedCase(make=stage_change_in),
     AcquisitionDaily: ScopedCase(make=acquisition_daily_in),
     ApiToken: ScopedCase(make=_token_in),
+    Material: ScopedCase(make=_material_in, exported_text=lambda m: m.title),
+    MaterialVersion: ScopedCase(make=lambda store: _material_in(store).current_version),
+    Notice: ScopedCase(make=_notice_in),
 }
 
 # Models that belong to no store. Each entry is a DECISION: "HQ only: …" (non-HQ viewers get nothing, whatever
@@ -103,4 +119,7 @@ GLOBAL: dict[str, str] = {
                          "only HQ edits",
     "customers.SegmentSnapshot": "HQ only: a customer list frozen by HQ across the brand",
     "customers.SegmentSnapshotMember": "HQ only: rows of a snapshot, never listed on their own",
+    "materials.Folder": "every scope reads: the library's folder tree is brand-wide navigation, as every store "
+                        "browses it; only HQ edits (permission)",
+    "materials.MaterialTag": "every scope reads: material tags are brand-wide labels to filter by; only HQ edits",
 }

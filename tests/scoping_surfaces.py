@@ -43,6 +43,7 @@ from customers.models import (
     WelcomeDelivery,
     WelcomeMessage,
 )
+from materials.models import Material
 from portal.wecom.models import SyncRun, WeComCall
 from stores.access.services import access_grant, api_token_issue
 from stores.models import Access, Franchisee, Region, Role, Staff, Store
@@ -508,6 +509,36 @@ def probe_qr(ctx: Ctx) -> None:
                                 "QR download")
 
 
+def _material_url(name: str, version_id: int) -> Callable[[int], str]:
+    """The URL of a material's custom admin view, for a material id (and, where it takes one, a version id)."""
+    if name in ("thumbnail", "archive"):
+        return lambda pk: reverse(f"admin:materials_material_{name}", args=[pk])
+    return lambda pk: reverse(f"admin:materials_material_{name}", args=[pk, version_id])
+
+
+def probe_material_get(name: str) -> Callable[[Ctx], None]:
+    """Another scope's material (thumbnail, a version's file): answered as for a missing id."""
+
+    def probe(ctx: Ctx) -> None:
+        for material in ctx.hidden_rows(Material):
+            ctx.assert_like_missing("get", _material_url(name, material.current_version_id or 0), material,
+                                    f"material {name}")
+
+    return probe
+
+
+def probe_material_post(name: str) -> Callable[[Ctx], None]:
+    """Restoring a version of, or archiving, another scope's material: as for a missing id, nothing changed."""
+
+    def probe(ctx: Ctx) -> None:
+        for material in ctx.hidden_rows(Material):
+            with unchanged([material], f"material {name}"):
+                ctx.assert_like_missing("post", _material_url(name, material.current_version_id or 0), material,
+                                        f"material {name}")
+
+    return probe
+
+
 def _hidden_regions(ctx: Ctx) -> list[Region]:
     return [*ctx.hidden_rows(Region), ctx.world.org.south]
 
@@ -719,6 +750,14 @@ ADMIN_VIEWS: dict[str, Surface] = {
     "stores_staff_process_import": Surface(probe_process_import(Staff), "a forged confirm writes nothing"),
     "stores_staff_export": Surface(probe_export(Staff), "no other scope's staff, with foreign filters"),
     "wecom_syncrun_start": Surface(probe_sync_start, "non-HQ cannot start a WeCom sync"),
+    "materials_material_export": Surface(probe_export(Material), "no other scope's materials, with foreign filters"),
+    "materials_material_thumbnail": Surface(probe_material_get("thumbnail"), "another scope's preview: as missing"),
+    "materials_material_version_file": Surface(probe_material_get("version_file"),
+                                               "another scope's file: as for a missing id"),
+    "materials_material_version_restore": Surface(probe_material_post("version_restore"),
+                                                  "another scope's version: as missing, nothing restored"),
+    "materials_material_archive": Surface(probe_material_post("archive"), "another scope's material: as missing, "
+                                                                          "not archived"),
 }
 
 
@@ -792,6 +831,10 @@ ACTIONS: dict[str, ActionCase] = {
     "customers.Member.unify_selected": ActionCase(),
     "customers.Segment.materialize_selected": ActionCase(),
     "wecom.CallbackEvent.replay_selected": ActionCase(),
+    "materials.Material.publish_selected": ActionCase(),
+    "materials.Material.archive_selected": ActionCase(),
+    "materials.Material.unarchive_selected": ActionCase(),
+    "stores.Notice.mark_read": ActionCase(),
 }
 
 
@@ -806,6 +849,7 @@ def _list_filters() -> dict[type, FilterCase]:
     from customers.acquisition.admin import ContactWayStatusFilter
     from customers.contacts.admin import RegionFilter, StoreAutocompleteFilter, TagFilter
     from customers.members.admin import HomeStoreRegionFilter, LevelFilter
+    from materials.library.admin import UsableFilter
     from stores.access.admin import ApiTokenStateFilter
 
     return {
@@ -816,6 +860,7 @@ def _list_filters() -> dict[type, FilterCase]:
         LevelFilter: FilterCase(None, "member levels are brand-wide names, not rows; the rows filtered are scoped"),
         ContactWayStatusFilter: FilterCase(None, "three fixed choices"),
         ApiTokenStateFilter: FilterCase(None, "three fixed choices (active, expired, revoked)"),
+        UsableFilter: FilterCase(None, "three fixed choices (usable, expired, expiring)"),
     }
 
 

@@ -90,6 +90,8 @@ class Store(models.Model):
     name = models.CharField(_("门店名称"), max_length=128)
     city = models.CharField(_("城市"), max_length=64, blank=True)
     address = models.CharField(_("地址"), max_length=255, blank=True)
+    opening_hours = models.CharField(_("营业时间"), max_length=64, blank=True,
+                                     help_text=_("例如 10:00-22:00，印在门店海报上"))
     latitude = models.DecimalField(_("纬度"), max_digits=9, decimal_places=6, null=True, blank=True)
     longitude = models.DecimalField(_("经度"), max_digits=9, decimal_places=6, null=True, blank=True)
     kind = models.CharField(_("类型"), max_length=16, choices=Kind.choices, default=Kind.DIRECT)

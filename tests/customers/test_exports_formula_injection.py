@@ -28,6 +28,7 @@ from openpyxl import load_workbook
 
 from customers.dashboard.services import acquisition_daily_build
 from customers.models import Channel, ContactWay, Customer, Member
+from materials.models import Folder, Material
 from portal.spreadsheets import EXPORT_FORMATS, SafeExportResource, cell_neutralise
 from stores.models import Staff, Store
 from tests.customers.dashboard.helpers import at, follow
@@ -92,8 +93,22 @@ def _contact_ways(org) -> list:
                                       store=org.store_a, staff=org.guide_a) for i, name in enumerate(HOSTILE)]
 
 
+def _materials(org) -> list:
+    from django.contrib.auth import get_user_model
+
+    from tests.materials.helpers import script_published
+
+    hq = get_user_model().objects.create_user(username="hostile-hq", password="pw-for-tests-2026", is_superuser=True)
+    folder = Folder.objects.create(name=HOSTILE[0][:64])
+    rows = [script_published(by=hq, title=f"话术{i}", text="话术", everyone=True) for i in range(len(HOSTILE))]
+    for material, name in zip(rows, HOSTILE, strict=True):  # the service trims titles; an import might not
+        Material.objects.filter(pk=material.pk).update(folder=folder, title=name)
+    return rows
+
+
 # model → rows whose exported text is hostile (each text of HOSTILE at least once)
-HOSTILE_ROWS = {Store: _stores, Staff: _staff, Member: _members, Customer: _customers, ContactWay: _contact_ways}
+HOSTILE_ROWS = {Store: _stores, Staff: _staff, Member: _members, Customer: _customers, ContactWay: _contact_ways,
+                Material: _materials}
 
 
 def _exporting_admins() -> dict:
