@@ -139,11 +139,11 @@ def audience_reaches_q(*, stores: models.QuerySet[Store]) -> Q:
              | Exists(Material.audience_regions.through.objects.filter(material_id=OuterRef("pk"),
                                                                         region_id__in=region_ids))
              | Exists(Material.audience_franchisees.through.objects.filter(
-                 material_id=OuterRef("pk"), franchisee_id__in=stores.exclude(franchisee_id=None)
+                 material_id=OuterRef("pk"), franchisee_id__in=stores.filter(franchisee__isnull=False)
                  .values("franchisee_id")))
              | Q(audience_store_kinds__overlap=list(stores.values_list("kind", flat=True).distinct()))
              | Exists(through.filter(material_id=OuterRef("pk"), store_id__in=stores.values("pk"))))
-    local = ((Q(audience_all=True) & Q(owner_franchisee_id__in=stores.exclude(franchisee_id=None)
+    local = ((Q(audience_all=True) & Q(owner_franchisee_id__in=stores.filter(franchisee__isnull=False)
                                        .values("franchisee_id")))
              | Exists(through.filter(material_id=OuterRef("pk"), store__franchisee_id=OuterRef("owner_franchisee_id"),
                                      store_id__in=stores.values("pk"))))

@@ -42,3 +42,25 @@ def version_usable_get(*, viewer, material_id: int, version_id: int | None = Non
         assert material.current_version is not None  # usable() requires it
         return material.current_version
     return MaterialVersion.objects.get(material=material, pk=version_id)
+
+
+def material_audience_stores(*, material: Material):
+    """The open stores ``material``'s audience reaches (the reverse of the viewer test): a poster job's stores."""
+    from django.db.models import Q
+
+    from stores.access.scoping import region_ids_with_descendants
+    from stores.org.models import Store
+
+    reach = Q(pk__in=material.audience_stores.values("pk"))
+    if material.audience_all:
+        reach = Q(pk__isnull=False)
+    region_ids = list(material.audience_regions.values_list("pk", flat=True))
+    if region_ids:
+        reach |= Q(region_id__in=region_ids_with_descendants(region_ids=region_ids))
+    reach |= Q(franchisee_id__in=material.audience_franchisees.values("pk"))
+    if material.audience_store_kinds:
+        reach |= Q(kind__in=material.audience_store_kinds)
+    stores = Store.objects.open().filter(reach)
+    if material.owner_franchisee_id is not None:
+        stores = stores.filter(franchisee_id=material.owner_franchisee_id)
+    return stores

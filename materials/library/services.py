@@ -6,6 +6,7 @@ nothing) and are discarded if that transaction fails and no other version holds 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -113,7 +114,7 @@ def material_update(*, material: Material, by: User, title: str | None = None, d
     for name, value in changed.items():
         setattr(material, name, value)
     _window_check(material.valid_from, material.expires_at)
-    current_text = material.current_version.text if material.current_version_id else ""
+    current_text = material.current_version.text if material.current_version is not None else ""
     material.search_text = _search_text(material.title, material.description, current_text)
     material.save()
     if tags is not None:
@@ -386,12 +387,12 @@ def material_version_listen(*, name: str, listener: Callable[[list[int]], None])
 
 def materials_withdrawn_notify(*, material_ids: list[int], reason: str) -> None:
     for listener in _withdrawn_listeners.values():
-        transaction.on_commit(lambda listener=listener: listener(list(material_ids), reason))
+        transaction.on_commit(functools.partial(listener, list(material_ids), reason))
 
 
 def version_changed_notify(*, material_ids: list[int]) -> None:
-    for listener in _version_listeners.values():
-        transaction.on_commit(lambda listener=listener: listener(list(material_ids)))
+    for version_listener in _version_listeners.values():
+        transaction.on_commit(functools.partial(version_listener, list(material_ids)))
 
 
 # -- expiry (beat) -----------------------------------------------------------------------------------------
