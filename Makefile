@@ -4,16 +4,42 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | sha1sum | cut -c1-12)
+# Front-end packages (ECharts, WeUI, htmx) from the npm registry, exactly as package-lock.json says; npm ci
+# empties node_modules first, so a changed lock leaves no stale stamp behind.
+NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json | sha1sum | cut -c1-12)
+# Debian packages, each installed when the file it provides is missing: chromium (the browser tests, with
+# Playwright), the WenQuanYi Zen Hei CJK font (Chinese in posters and screenshots), npm when there is none.
+CHROMIUM := /usr/bin/chromium
+CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc
 
-.PHONY: install run serve test bench lint messages
+.PHONY: install debian-packages run serve test bench lint messages
 
 $(STAMP): requirements.txt
-	$(PYTHON) -m venv $(VENV)
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --disable-pip-version-check -q -r requirements.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-install: $(STAMP)
+debian-packages:
+	@missing=""; \
+	[ -x $(CHROMIUM) ] || missing="$$missing chromium"; \
+	[ -f $(CJK_FONT) ] || missing="$$missing fonts-wqy-zenhei"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "Installing Debian packages:$$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -q && apt-get install -y -q --no-install-recommends$$missing; \
+	else \
+		echo "Missing Debian packages:$$missing. Run as root:" >&2; \
+		echo "  sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends$$missing" >&2; \
+	fi
+
+$(NODE_STAMP): package.json package-lock.json | debian-packages
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+install: $(STAMP) $(NODE_STAMP) debian-packages
 
 run: install
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m portal.run

@@ -141,6 +141,14 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Our own static files live in the apps' static/ folders; ECharts, WeUI and htmx come from the npm registry
+# (package.json, installed by make install) and are served as vendor/… by portal/staticfiles.py.
+XIAOER_NODE_MODULES = Path(env_str("XIAOER_NODE_MODULES", str(BASE_DIR / "node_modules")))
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "portal.staticfiles.NodeModulesFinder",
+]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("XIAOER_MEDIA_ROOT", str(BASE_DIR / ".run" / "media")))
 

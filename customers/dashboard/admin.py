@@ -8,7 +8,6 @@ and the same scope as the changelist it sits next to.
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 from typing import cast
 from urllib.parse import urlencode
@@ -37,6 +36,7 @@ from customers.dashboard.selectors import (
 )
 from customers.models import AcquisitionDaily
 from portal.admin_base import ReadOnlyAdminMixin, ScopedAdmin, scoped
+from portal.charts import Chart, Series
 from portal.spreadsheets import workbook_bytes
 from stores.access.scoping import ScopeKind, user_scope
 from stores.models import Franchisee, Region, Store
@@ -48,6 +48,7 @@ DEFAULT_GROUP_BY: dict[str, str] = {ScopeKind.ALL: "region", ScopeKind.REGIONS: 
                     ScopeKind.STORE: "staff", ScopeKind.SELF: "day"}
 DEFAULT_DAYS_BACK = 7  # the last 7 days and today
 DISPLAY_LIMIT = 1000  # rows rendered in the page; the export holds them all
+ADDS_COLOR, DELETIONS_COLOR = "#2e9d5b", "#d9534f"
 DRILL_DOWN = {"region": ("region", "store"), "franchisee": ("franchisee", "store"), "store": ("store", "staff")}
 
 
@@ -110,36 +111,17 @@ def table_cells(row: AcquisitionRow) -> list:
             row.cumulative]
 
 
-def chart_build(rows: list[AcquisitionRow], *, width: int = 760, height: int = 220) -> dict:
-    """Geometry of the adds-vs-deletions bar chart, drawn by the template as inline SVG (no JS, no CDN)."""
-    left, right, top, bottom = 44, 8, 10, 26
-    plot_w, plot_h = width - left - right, height - top - bottom
-    peak = max([max(r.adds, r.deletions) for r in rows] + [1])
-    scale_top = _nice_ceiling(peak)
-    slot = plot_w / max(len(rows), 1)
-    bar_w = max(slot * 0.38, 1)
-    label_every = max(1, math.ceil(len(rows) / 12))
-    bars = []
-    for i, row in enumerate(rows):
-        x = left + i * slot + slot * 0.1
-        add_h, del_h = plot_h * row.adds / scale_top, plot_h * row.deletions / scale_top
-        bars.append({"day": row.label, "adds": row.adds, "deletions": row.deletions,
-                     "add_x": round(x, 1), "add_y": round(top + plot_h - add_h, 1), "add_h": round(add_h, 1),
-                     "del_x": round(x + bar_w, 1), "del_y": round(top + plot_h - del_h, 1), "del_h": round(del_h, 1),
-                     "label_x": round(x + bar_w, 1), "label": row.label[5:] if i % label_every == 0 else ""})
-    ticks = [{"value": v, "y": round(top + plot_h - plot_h * v / scale_top, 1)}
-             for v in (0, scale_top // 2, scale_top)]
-    return {"width": width, "height": height, "left": left, "right_x": width - right, "base_y": top + plot_h,
-            "label_y": height - 8, "bar_w": round(bar_w, 1), "bars": bars, "ticks": ticks}
-
-
-def _nice_ceiling(value: int) -> int:
-    """1, 2, 5 × 10^n at or above ``value`` (and even, so the middle tick is a whole number)."""
-    magnitude = 10 ** max(len(str(value)) - 1, 0)
-    for step in (1, 2, 5, 10):
-        if step * magnitude >= value:
-            return max(step * magnitude, 2)
-    return 10 * magnitude
+def acquisition_chart(daily: AcquisitionFigures) -> Chart:
+    """Adds and deletions per day, every day of the range (a day without figures shows 0), for ECharts."""
+    by_day = {row.key: row for row in daily.rows}
+    days = [daily.date_from + timedelta(days=n) for n in range((daily.date_to - daily.date_from).days + 1)]
+    rows = [by_day.get(day) for day in days]
+    return Chart(
+        element_id="dashboard-chart", title=_("每日新增与删除"), categories=[day.isoformat() for day in days],
+        series=[Series(name=_("新增"), values=[row.adds if row else 0 for row in rows], color=ADDS_COLOR),
+                Series(name=_("删除（客户删除＋员工删除）"), values=[row.deletions if row else 0 for row in rows],
+                       color=DELETIONS_COLOR)],
+        category_label=_("日期"), value_label=_("人数"))
 
 
 def workbook_build(figures: AcquisitionFigures, *, filters_text: list[tuple[str, str]]) -> bytes:
@@ -225,7 +207,7 @@ class AcquisitionDailyAdmin(ReadOnlyAdminMixin, ScopedAdmin):
                      for row in figures.rows[:DISPLAY_LIMIT]],
             "total_cells": table_cells(figures.total),
             "truncated": len(figures.rows) > DISPLAY_LIMIT, "display_limit": DISPLAY_LIMIT,
-            "chart": chart_build(daily.rows),
+            "chart": acquisition_chart(daily),
             "boards": boards,
             "export_url": reverse("admin:customers_acquisitiondaily_dashboard_export") + "?" + urlencode(query),
         }

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -49,6 +51,45 @@ def test_every_persona_with_the_view_permission_opens_the_dashboard(persona, wee
     assert response.status_code == 200
     assert "加粉看板" in response.content.decode()
     assert 'id="dashboard-chart"' in response.content.decode()
+
+
+def chart_data(response) -> tuple[list[str], dict[str, list]]:
+    chart = response.context["chart"]
+    return chart.categories, {str(series.name): series.values for series in chart.series}
+
+
+def test_the_chart_shows_every_day_of_the_range_with_its_adds_and_deletions(week, hq_operator, client):
+    days, series = chart_data(page(client, hq_operator))
+
+    today = timezone.localdate()
+    assert days == [(today - timedelta(days=n)).isoformat() for n in range(7, -1, -1)]
+    assert series == {"新增": [0, 0, 0, 0, 4, 0, 0, 1], "删除（客户删除＋员工删除）": [0, 0, 0, 0, 1, 0, 0, 0]}
+
+
+def test_a_store_managers_chart_counts_their_store_only(week, store_manager_of_a, client):
+    _days, series = chart_data(page(client, store_manager_of_a))
+
+    assert series["新增"] == [0, 0, 0, 0, 2, 0, 0, 1]
+    assert series["删除（客户删除＋员工删除）"] == [0, 0, 0, 0, 1, 0, 0, 0]
+
+
+def test_the_chart_follows_the_chosen_range_and_filters(week, hq_operator, client, org):
+    three_days_ago = timezone.localdate() - timedelta(days=3)
+    days, series = chart_data(page(client, hq_operator, date_from=three_days_ago.isoformat(),
+                                   date_to=three_days_ago.isoformat(), store=org.store_b.pk))
+
+    assert days == [three_days_ago.isoformat()]
+    assert series == {"新增": [2], "删除（客户删除＋员工删除）": [0]}
+
+
+def test_the_page_hands_the_chart_to_echarts_as_data_with_its_table(week, hq_operator, client):
+    html = page(client, hq_operator).content.decode()
+
+    option = json.loads(re.search(r'<script id="dashboard-chart-option" type="application/json">(.*?)</script>',
+                                  html, re.S).group(1))
+    assert [series["data"] for series in option["series"]] == [[0, 0, 0, 0, 4, 0, 0, 1], [0, 0, 0, 0, 1, 0, 0, 0]]
+    assert 'id="dashboard-chart-table"' in html and "vendor/echarts.min.js" in html
+    assert "<svg class=\"xe-chart\"" not in html  # the hand-drawn SVG chart is gone
 
 
 def test_store_staff_do_not_get_the_dashboard(week, staff_of_a, client):
