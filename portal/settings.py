@@ -149,8 +149,65 @@ STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.AppDirectoriesFinder",
     "portal.staticfiles.NodeModulesFinder",
 ]
-MEDIA_URL = "media/"
+MEDIA_URL = "media/"  # never routed (portal/urls.py): material files leave only through a scoped view
 MEDIA_ROOT = Path(env_str("XIAOER_MEDIA_ROOT", str(BASE_DIR / ".run" / "media")))
+
+
+def s3_storage(*, bucket: str, endpoint_url: str = "", access_key: str = "", secret_key: str = "",
+               region: str = "", addressing_style: str = "", object_acl: str = "",
+               url_expire_seconds: int = 300) -> dict:
+    """STORAGES["default"] on django-storages' S3Storage, for AWS S3 or any S3-compatible store (MinIO, OSS, COS…).
+    Objects are private (the bucket's own default, or ``object_acl`` when a store needs it said); a download is
+    a presigned URL valid ``url_expire_seconds``; the same bytes are stored under the same name (content-addressed,
+    materials/library/files.py), so overwriting is harmless. Timeouts and retries are short: a store that is
+    down is said to the uploader at once (StorageUnavailable), not after minutes."""
+    from botocore.config import Config
+
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": endpoint_url or None,
+            "access_key": access_key or None,
+            "secret_key": secret_key or None,
+            "region_name": region or None,
+            "addressing_style": addressing_style or None,
+            "default_acl": object_acl or None,
+            "querystring_auth": True,
+            "querystring_expire": url_expire_seconds,
+            "file_overwrite": True,
+            "client_config": Config(signature_version="s3v4", connect_timeout=5, read_timeout=30,
+                                    retries={"max_attempts": 3, "mode": "standard"}),
+        },
+    }
+
+
+# Stored files (material files and their thumbnails): a folder under MEDIA_ROOT by default, any S3-compatible
+# object store when XIAOER_S3_BUCKET is given (then every web and worker process shares it).
+XIAOER_S3_BUCKET = env_str("XIAOER_S3_BUCKET")
+XIAOER_S3_URL_EXPIRE_SECONDS = env_int("XIAOER_S3_URL_EXPIRE_SECONDS", 300)
+STORAGES = {
+    "default": (s3_storage(bucket=XIAOER_S3_BUCKET, endpoint_url=env_str("XIAOER_S3_ENDPOINT_URL"),
+                           access_key=env_str("XIAOER_S3_ACCESS_KEY_ID"),
+                           secret_key=env_str("XIAOER_S3_SECRET_ACCESS_KEY"),
+                           region=env_str("XIAOER_S3_REGION"),
+                           addressing_style=env_str("XIAOER_S3_ADDRESSING_STYLE"),
+                           object_acl=env_str("XIAOER_S3_OBJECT_ACL"),
+                           url_expire_seconds=XIAOER_S3_URL_EXPIRE_SECONDS)
+                if XIAOER_S3_BUCKET else {"BACKEND": "django.core.files.storage.FileSystemStorage"}),
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},  # Django's default
+}
+# Material files (materials/library/files.py): per kind, at most WeCom's media/upload limits by default, so
+# anything in the library can be sent; raising one lets in files WeCom will refuse. Images are refused past
+# XIAOER_MATERIAL_MAX_PIXELS pixels (Pillow's decompression-bomb guard, set explicitly).
+_MB = 1024 * 1024
+XIAOER_MATERIAL_MAX_BYTES = {
+    "image": env_int("XIAOER_MATERIAL_IMAGE_MAX_MB", 10) * _MB,
+    "poster_template": env_int("XIAOER_MATERIAL_POSTER_TEMPLATE_MAX_MB", 10) * _MB,
+    "video": env_int("XIAOER_MATERIAL_VIDEO_MAX_MB", 10) * _MB,
+    "file": env_int("XIAOER_MATERIAL_FILE_MAX_MB", 20) * _MB,
+}
+XIAOER_MATERIAL_MAX_PIXELS = env_int("XIAOER_MATERIAL_MAX_PIXELS", 50_000_000)
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6399/0")
 CACHES = {
