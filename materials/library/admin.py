@@ -139,7 +139,7 @@ class MaterialForm(forms.ModelForm):
 
 
 def _current_file_bytes(version: MaterialVersion) -> bytes:
-    from materials.library.files import file_read
+    from materials.library.storage import file_read
 
     return file_read(name=version.file)
 
@@ -376,7 +376,7 @@ class MaterialAdmin(SpreadsheetAdminMixin, ExportMixin, ScopedAdmin):
         version = material.current_version
         if version is None or not version.thumbnail:
             raise Http404
-        from materials.library.files import file_response
+        from materials.library.storage import file_response
 
         return file_response(name=version.thumbnail, download_name=f"{material.pk}.jpg", content_type="image/jpeg",
                              inline=True)
@@ -386,7 +386,7 @@ class MaterialAdmin(SpreadsheetAdminMixin, ExportMixin, ScopedAdmin):
         version = material.versions.filter(pk=version_id).first()
         if version is None or not version.file:
             raise Http404
-        from materials.library.files import file_response
+        from materials.library.storage import file_response
 
         return file_response(name=version.file, download_name=version.file_name or f"material-{material.pk}",
                              content_type=version.mime or "application/octet-stream", inline=False)

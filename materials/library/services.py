@@ -248,21 +248,22 @@ def _file_fields_store(*, kind: str, content: VersionContent) -> dict[str, Any]:
     """Checks and stores the uploaded file (and its thumbnail) before any row is written."""
     if not content.data:
         return {}
-    from materials.library.files import file_inspect, file_store, thumbnail_make
+    from materials.library.files import file_inspect, thumbnail_make
+    from materials.library.storage import file_store
 
     file_kind = MaterialKind.IMAGE if kind == MaterialKind.MINIPROGRAM else kind
     facts = file_inspect(data=content.data, filename=content.file_name, kind=file_kind)
     if kind == MaterialKind.POSTER_TEMPLATE:
-        from materials.posters.layout import layout_validate
+        from materials.posters.layout import (
+            layout_validate,  # type: ignore[import-not-found]  # lands with #12's engine
+        )
 
         layout_validate(layout=content.layout, width=facts.width or 0, height=facts.height or 0)
     name = file_store(data=content.data, facts=facts)
     thumbnail = ""
     thumb = thumbnail_make(data=content.data, facts=facts)
     if thumb:
-        from materials.library.files import file_inspect as inspect_thumb
-
-        thumb_facts = inspect_thumb(data=thumb, filename="thumbnail.jpg", kind=MaterialKind.IMAGE)
+        thumb_facts = file_inspect(data=thumb, filename="thumbnail.jpg", kind=MaterialKind.IMAGE)
         thumbnail = file_store(data=thumb, facts=thumb_facts, prefix="thumbnails")
     return {"file": name, "file_name": content.file_name[:255], "mime": facts.mime, "size": facts.size,
             "sha256": facts.sha256, "width": facts.width, "height": facts.height, "pages": facts.pages,
@@ -270,7 +271,7 @@ def _file_fields_store(*, kind: str, content: VersionContent) -> dict[str, Any]:
 
 
 def _file_fields_discard(fields: dict[str, Any]) -> None:
-    from materials.library.files import file_discard
+    from materials.library.storage import file_discard
 
     for key in ("file", "thumbnail"):
         name = fields.get(key)

@@ -327,6 +327,7 @@ def test_a_download_streams_the_file_with_its_chinese_name_as_an_attachment(medi
     assert "Content-Security-Policy" not in response
 
 
+@pytest.mark.django_db  # closing a response sends request_finished, which checks the database connection
 def test_a_file_shown_inline_is_sandboxed(media_root):
     data, facts = pdf_with_facts()
     response = file_response(name=file_store(data=data, facts=facts), download_name="手册.pdf",
