@@ -142,6 +142,8 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("XIAOER_MEDIA_ROOT", str(BASE_DIR / ".run" / "media")))
+# The CJK font posters are drawn with; empty: the Debian package make install adds (materials.posters.layout).
+XIAOER_POSTER_FONT = env_str("XIAOER_POSTER_FONT")
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6399/0")
 CACHES = {
