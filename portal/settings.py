@@ -151,6 +151,8 @@ STATICFILES_FINDERS = [
 ]
 MEDIA_URL = "media/"  # never routed (portal/urls.py): material files leave only through a scoped view
 MEDIA_ROOT = Path(env_str("XIAOER_MEDIA_ROOT", str(BASE_DIR / ".run" / "media")))
+# The CJK font posters are drawn with; empty: the Debian package make install adds (materials.posters.layout).
+XIAOER_POSTER_FONT = env_str("XIAOER_POSTER_FONT")
 
 
 def s3_storage(*, bucket: str, endpoint_url: str = "", access_key: str = "", secret_key: str = "",

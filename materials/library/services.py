@@ -255,7 +255,7 @@ def _file_fields_store(*, kind: str, content: VersionContent) -> dict[str, Any]:
     facts = file_inspect(data=content.data, filename=content.file_name, kind=file_kind)
     if kind == MaterialKind.POSTER_TEMPLATE:
         from materials.posters.layout import (
-            layout_validate,  # type: ignore[import-not-found]  # lands with #12's engine
+            layout_validate,
         )
 
         layout_validate(layout=content.layout, width=facts.width or 0, height=facts.height or 0)

@@ -58,3 +58,21 @@ def test_the_url_is_drawn_here_when_wecom_answers_something_else(monkeypatch):
 
     monkeypatch.setattr(qr.requests, "get", lambda url, timeout: Response())
     assert qr.qr_png_fetch_or_render(URL) == qr.qr_png_render(URL)
+
+
+@pytest.mark.parametrize("size", [164, 170])
+def test_an_image_code_has_qrcodes_modules_in_whole_pixels_centred_in_the_size_asked(size):
+    matrix = qr.qr_matrix(URL)
+    scale, offset = size // len(matrix), (size - size // len(matrix) * len(matrix)) // 2
+    image = qr.qr_image(URL, size=size)
+    assert image.size == (size, size) and image.mode == "L"
+    pixels = image.load()
+    assert all(pixels[offset + col * scale + dx, offset + row * scale + dy] == (0 if dark else 255)
+               for row, line in enumerate(matrix) for col, dark in enumerate(line) for dx in (0, scale - 1)
+               for dy in (0, scale - 1))
+    assert pixels[0, 0] == 255 and pixels[size - 1, size - 1] == 255  # the quiet zone's corners
+
+
+def test_an_image_code_too_dense_for_its_size_is_refused():
+    with pytest.raises(ValueError, match="cannot be drawn"):
+        qr.qr_image(URL, size=80, min_scale=2)
