@@ -115,12 +115,15 @@ def _aes_key_problems() -> list[CheckMessage]:
                   hint=_("从企业微信后台“接收消息”设置中复制 EncodingAESKey。"), id="xiaoer.E015")]
 
 
-def _wecom_problems(*, production: bool) -> list[CheckMessage]:
+def _wecom_problems(*, production: bool, missing: bool = True) -> list[CheckMessage]:
+    """What is wrong with the WeCom settings; ``missing=False`` leaves out values merely not given yet."""
     sandbox = dev_defaults.wecom_sandbox_settings()
     problems: list[CheckMessage] = []
     for name, check_id in WECOM_REQUIRED:
         value = _setting(name)
         if not value:
+            if not missing:
+                continue
             problems.append(Error(_("%(name)s 未设置：连接真实企业微信时必须给出。") % {"name": name},
                                   hint=_wecom_hint(), id=check_id))
         elif value == sandbox[name]:
@@ -132,7 +135,7 @@ def _wecom_problems(*, production: bool) -> list[CheckMessage]:
         problems.append(Error(
             _("%(name)s 是本地沙箱公开的值：任何人都能伪造企业微信回调。") % {"name": "WECOM_CONTACT_SECRET"},
             hint=_("使用企业微信后台“通讯录同步”的 Secret，或不设置（使用应用的 Secret）。"), id="xiaoer.E012"))
-    if not _setting("WECOM_AGENT_ID").isdigit():
+    if missing and not _setting("WECOM_AGENT_ID").isdigit():
         problems.append(Error(_("WECOM_AGENT_ID 未设置或不是数字。"),
                               hint=_("企业微信后台自建应用的 AgentId。"), id="xiaoer.E017"))
     base_url = urlparse(_setting("WECOM_BASE_URL"))
@@ -143,16 +146,30 @@ def _wecom_problems(*, production: bool) -> list[CheckMessage]:
     return problems
 
 
-@register(Tags.security)
-def production_settings_check(app_configs=None, **kwargs) -> list[CheckMessage]:
-    """Errors for every public default or sandbox value where production (or a real corp) needs a secret."""
+def production_settings_check(app_configs=None, *, missing: bool = True, **kwargs) -> list[CheckMessage]:
+    """Errors for every public default or sandbox value where production (or a real corp) needs a secret;
+    ``missing=False`` leaves out WeCom values not given yet (the deploy check and the entry points ask for them)."""
     problems = _aes_key_problems()
     production = not settings.XIAOER_DEMO
     if production:
         problems += _secret_problems() + _mode_problems()
     if production or not settings.WECOM_SANDBOX:
-        problems += _wecom_problems(production=production)
+        problems += _wecom_problems(production=production, missing=missing)
     return problems
+
+
+@register(Tags.security)
+def settings_check(app_configs=None, **kwargs) -> list[CheckMessage]:
+    """Every command refuses public defaults and the sandbox's published values; a WeCom value not given yet
+    matters only where the portal talks to WeCom, so code-only commands (makemigrations) run without it."""
+    return production_settings_check(missing=False)
+
+
+@register(Tags.security, deploy=True)
+def wecom_settings_deploy_check(app_configs=None, **kwargs) -> list[CheckMessage]:
+    """``check --deploy`` (make serve's first step), like the WSGI and Celery entry points: WeCom values given."""
+    given = {(m.id, m.msg) for m in production_settings_check(missing=False)}
+    return [m for m in production_settings_check() if (m.id, m.msg) not in given]
 
 
 @register(Tags.security, deploy=True)

@@ -61,7 +61,7 @@ def test_a_pdf_named_as_a_jpeg_is_refused_in_the_admin_and_nothing_is_created(cl
     response = _admin_post(client, hq_operator, {
         "kind": "image", "title": "伪装的文件", "upload": SimpleUploadedFile("photo.jpg", pdf)})
     assert "伪装的文件" not in {m.title for m in Material.objects.all()}
-    assert "文件" in response.content.decode()
+    assert "文件内容是 PDF，但文件名是 .jpg" in response.content.decode()
 
 
 def test_an_svg_with_script_is_refused(hq_operator):
