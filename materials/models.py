@@ -1,5 +1,6 @@
 """Every model of the materials app, imported from its subject package (Django loads an app's models from here)."""
 
 from materials.library.models import Folder, Material, MaterialKind, MaterialStatus, MaterialTag, MaterialVersion
+from materials.media.models import WeComMedia
 
-__all__ = ["Folder", "Material", "MaterialKind", "MaterialStatus", "MaterialTag", "MaterialVersion"]
+__all__ = ["Folder", "Material", "MaterialKind", "MaterialStatus", "MaterialTag", "MaterialVersion", "WeComMedia"]

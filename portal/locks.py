@@ -38,6 +38,8 @@ class TextLock(StrEnum):
     CUSTOMER = "customers.sync"  # + external_userid: callbacks, "sync now" and reconciliation on one customer
     CUSTOMERS_FULL_SYNC = "customers.full"  # one full customer sync at a time
     CUSTOMERS_TAGGING = "customers.tagging"  # + run id: one runner per bulk tagging job
+    MATERIAL_MEDIA = "materials.media"  # + "<version id>:<purpose>": one upload of a version to WeCom at a time
+    MATERIAL_MEDIA_UPLOADIMG = "materials.media.uploadimg"  # the daily quota of permanent image URLs, counted
 
 
 def _key(subject: IdLock | TextLock, name: int | str | None) -> tuple[str, list]:

@@ -122,4 +122,7 @@ GLOBAL: dict[str, str] = {
     "materials.Folder": "every scope reads: the library's folder tree is brand-wide navigation, as every store "
                         "browses it; only HQ edits (permission)",
     "materials.MaterialTag": "every scope reads: material tags are brand-wide labels to filter by; only HQ edits",
+    "materials.WeComMedia": "HQ only: technical cache of the WeCom media ids and image URLs of material versions, "
+                            "across the brand: HQ roles only (senders get an id from the service, never from the "
+                            "rows)",
 }

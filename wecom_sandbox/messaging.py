@@ -18,6 +18,8 @@ import email.parser
 import email.policy
 import hashlib
 import html
+import io
+import time
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from wecom_sandbox import addressbook, server, tables
@@ -45,6 +47,7 @@ NO_CUSTOMER_TO_SEND = 41048
 MISSING_MOMENT_ID = 41059
 INVALID_MOMENT_ID = 41060
 NOT_MOMENT_SENDER = 41061
+NOT_AN_ATTACHMENT = 41072  # add_moment_task: a media id that is not from upload_attachment, attachment_type 1
 MASS_DISPATCHING = 41063  # "群发消息正在被派发中，请稍后再试": queried right after add_msg_template
 TOO_MANY_ATTACHMENTS = 41064
 INVALID_ATTACHMENT_TYPE = 41065
@@ -66,6 +69,18 @@ MEDIA_LIMITS = {  # type → (max bytes, errcode above it); "所有文件size必
     "image": (10 * MB, INVALID_IMAGE_SIZE), "voice": (2 * MB, INVALID_FILE_SIZE),
     "video": (10 * MB, INVALID_VIDEO_SIZE), "file": (20 * MB, INVALID_FILE_SIZE)}
 UPLOADIMG_MAX = 2 * MB  # media/uploadimg: "图片文件大小应在 5B ~ 2MB 之间"
+# media/uploadimg quota, WeCom's uploadimg page as SDK docs quote it (WxJava): "每个企业每月最多可上传
+# 3000张图片，每天最多可上传1000张图片" (older texts, wechatpy 1.8.18's docstring among them, say 100 a day).
+# Days and months in Beijing time; config uploadimg_per_day / uploadimg_per_month.
+UPLOADIMG_PER_DAY, UPLOADIMG_PER_MONTH = 1000, 3000
+# upload_attachment (page 95098, as SDKs quote it): "朋友圈类型图片不超过1440 x 1080" (WECOM.md: at most
+# 1,555,200 pixels, counted as pixels here) and "朋友圈类型视频时长不超过30秒", checked at upload, where that
+# page states them; Moments take images and videos only ("朋友圈只支持图片、视频类型"), product albums images
+# only. Config moment_image_max_pixels, moment_video_max_seconds. Some SDKs quote the page's newer text as
+# "长边不超过10800像素，短边不超过1080像素": WECOM.md's pixel count stays here until that is settled.
+MOMENT_IMAGE_MAX_PIXELS = 1440 * 1080
+MOMENT_VIDEO_MAX_SECONDS = 30
+ATTACHMENT_MEDIA_TYPES = {"1": ("image", "video"), "2": ("image",)}
 MEDIA_RECEIVED_KEEP = 200  # the upload log (sandbox only) keeps the latest bodies' sizes and digests
 MASS_MAX_CUSTOMERS = 10_000
 MASS_MAX_ATTACHMENTS = 9
@@ -175,10 +190,12 @@ def _check_size(kind: str, data: bytes, maximum: int, errcode: int) -> None:
         raise ApiError(errcode, f"invalid {kind} size: {len(data)} bytes, at most {maximum}")
 
 
-def _store_media(call: Call, kind: str, *, scene: str = "") -> dict:
+def _store_media(call: Call, kind: str, *, scene: str = "", check=None) -> dict:
     filename, content_type, data = _multipart_file(call)
     _check_size(kind, data, *MEDIA_LIMITS[kind])
     _check_format(kind, data)
+    if check is not None:
+        check(call, kind, data)
     media_id = _new_id(call, "3sbx", 50)
     _media(call)[media_id] = {"media_id": media_id, "type": kind, "scene": scene, "filename": filename,
                               "content_type": content_type, "size": len(data), "created_at": call.now(),
@@ -196,21 +213,82 @@ def media_upload(call: Call) -> dict:
 
 @endpoint("media/upload_attachment")
 def media_upload_attachment(call: Call) -> dict:
-    """Attachments for Moments (attachment_type 1) or product albums (2); also valid 3 days."""
+    """Attachments for Moments (attachment_type 1: images and videos) or product albums (2: images); valid
+    3 days. A Moments image over 1,555,200 pixels is 40009 and a video over 30 s 40011 (sandbox choice of
+    codes: WeCom's page names the limits, not the errcodes)."""
     kind, scene = call.query.get("media_type", ""), call.query.get("attachment_type", "")
     if kind not in ("image", "video", "file"):
         raise ApiError(INVALID_MEDIA_TYPE, f"invalid media_type: {kind!r}")
-    if scene not in ("1", "2"):
+    if scene not in ATTACHMENT_MEDIA_TYPES:
         raise ApiError(INVALID_PARAMETER, "invalid attachment_type, expected 1 (moments) or 2 (product album)")
-    return _store_media(call, kind, scene=scene)
+    if kind not in ATTACHMENT_MEDIA_TYPES[scene]:
+        raise ApiError(INVALID_MEDIA_TYPE, f"invalid media_type: {kind!r} for attachment_type {scene}, expected "
+                       + " or ".join(ATTACHMENT_MEDIA_TYPES[scene]))
+    return _store_media(call, kind, scene=scene, check=_moment_limits if scene == "1" else None)
+
+
+def _image_pixels(data: bytes) -> int | None:
+    """width × height read from the image's header (Pillow opens lazily), None if it cannot be read."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except Exception:  # a damaged header: the format check has already had its say
+        return None
+    return width * height
+
+
+def _video_seconds(data: bytes) -> float | None:
+    """The container's duration (PyAV), None if it cannot be read (WeCom transcodes what it takes)."""
+    import av
+
+    try:
+        with av.open(io.BytesIO(data)) as container:
+            duration = container.duration
+    except Exception:  # not a readable MP4: the magic-bytes check has already had its say
+        return None
+    return None if duration is None else duration / 1_000_000  # AV_TIME_BASE
+
+
+def _moment_limits(call: Call, kind: str, data: bytes) -> None:
+    if kind == "image":
+        pixels, maximum = _image_pixels(data), _config(call, "moment_image_max_pixels", MOMENT_IMAGE_MAX_PIXELS)
+        if pixels is not None and pixels > maximum:
+            raise ApiError(INVALID_IMAGE_SIZE, f"invalid image size: {pixels} pixels, a Moments image has at most "
+                           f"{maximum} (1440 x 1080)")
+    elif kind == "video":
+        seconds = _video_seconds(data)
+        maximum = _config(call, "moment_video_max_seconds", MOMENT_VIDEO_MAX_SECONDS)
+        if seconds is not None and seconds > maximum:
+            raise ApiError(INVALID_VIDEO_SIZE, f"invalid video size: {seconds:.1f} s, a Moments video lasts at "
+                           f"most {maximum} s")
+
+
+def _uploadimg_quota(call: Call) -> None:
+    """At most uploadimg_per_day images a (Beijing) day and uploadimg_per_month a calendar month: 45009 beyond
+    (sandbox choice: WeCom documents the quota, not its errcode; 45009 is its code for "over a call limit")."""
+    now = call.now()
+    month = time.gmtime(now + CHINA_OFFSET)[:2]
+    stamps = [image["created_at"] for image in call.state.table("media_images").values()]
+    today = sum(1 for at in stamps if _day(at) == _day(now))
+    this_month = sum(1 for at in stamps if time.gmtime(at + CHINA_OFFSET)[:2] == month)
+    per_day = _config(call, "uploadimg_per_day", UPLOADIMG_PER_DAY)
+    per_month = _config(call, "uploadimg_per_month", UPLOADIMG_PER_MONTH)
+    if today >= per_day:
+        raise ApiError(RATE_LIMITED, f"api freq out of limit: media/uploadimg, at most {per_day} images a day")
+    if this_month >= per_month:
+        raise ApiError(RATE_LIMITED, f"api freq out of limit: media/uploadimg, at most {per_month} images a month")
 
 
 @endpoint("media/uploadimg")
 def media_uploadimg(call: Call) -> dict:
-    """A permanent image URL (for news bodies, link covers): served by the sandbox itself."""
+    """A permanent image URL (for news bodies, link covers): served by the sandbox itself; a daily and a
+    monthly quota per corp."""
     filename, content_type, data = _multipart_file(call)
     _check_size("image", data, UPLOADIMG_MAX, INVALID_IMAGE_SIZE)
     _check_format("image", data)
+    _uploadimg_quota(call)
     name = _new_id(call, "img", 24) + (".png" if data[:4] == b"\x89PNG" else ".jpg")
     call.state.table("media_images")[name] = {"filename": filename, "created_at": call.now(),
                                               "data": base64.b64encode(data).decode()}
@@ -532,7 +610,10 @@ def _moment_attachments(call: Call, attachments: list) -> list:
         raise ApiError(TOO_MANY_ATTACHMENTS, "invalid attachments size: 9 images, or 1 video, or 1 link")
     for item in attachments:
         body = item.get(kind) or {}
-        media_valid(call, body.get("media_id"), ("video",) if kind == "video" else ("image",))
+        media = media_valid(call, body.get("media_id"), ("video",) if kind == "video" else ("image",))
+        if media.get("scene") != "1":  # WECOM.md, Moments: only upload_attachment ids, attachment_type 1
+            raise ApiError(NOT_AN_ATTACHMENT, f"invalid media_id: {body.get('media_id')} was not uploaded with "
+                           "media/upload_attachment, attachment_type 1 (moments)")
         if kind == "link" and not body.get("url"):
             raise ApiError(INVALID_PARAMETER, "link.url is required")
     return attachments

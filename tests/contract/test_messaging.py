@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 import urllib.request
 from urllib.parse import quote
 
@@ -15,6 +16,7 @@ import pytest
 from wechatpy.exceptions import APILimitedException, WeChatClientException
 
 from portal.wecom.gateway import WeComError
+from tests.materials.files_fixtures import mp4_bytes, png_bytes
 from wecom_sandbox.control import SandboxControlError
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
@@ -50,6 +52,17 @@ def upload(wechat, kind: str, name: str, data: bytes, content_type: str = "appli
     # and every sandbox reset expires the shared token: take a fresh one first.
     wechat.fetch_access_token()
     return wechat.media.upload(kind, (name, io.BytesIO(data), content_type))
+
+
+def attach(wechat, kind: str, name: str, data: bytes, content_type: str, *, attachment_type: int = 1) -> dict:
+    """media/upload_attachment (wechatpy 1.8.18 lacks it): Moments (1) or product album (2) media."""
+    wechat.fetch_access_token()  # see upload()
+    return wechat.post("media/upload_attachment", params={"media_type": kind, "attachment_type": attachment_type},
+                       files={"media": (name, io.BytesIO(data), content_type)})
+
+
+def moment_with(media_id: str, kind: str = "image") -> dict:
+    return {"text": {"content": "新品上市"}, "attachments": [{"msgtype": kind, kind: {"media_id": media_id}}]}
 
 
 def statuses(wecom, msgid: str, userid: str) -> dict[str, int]:
@@ -233,7 +246,7 @@ def test_attachments_and_group_sends(wechat, wecom, shop):
 
 # -- Moments ------------------------------------------------------------------------------------------------
 def test_moments_are_created_asynchronously(wechat, wecom, shop):
-    media_id = upload(wechat, "image", "moment.png", PNG, "image/png")["media_id"]
+    media_id = attach(wechat, "image", "moment.png", PNG, "image/png")["media_id"]
     job = wecom("externalcontact/add_moment_task", data={
         "text": {"content": "新店开业"}, "attachments": [{"msgtype": "image", "image": {"media_id": media_id}}],
         "visible_range": {"sender_list": {"user_list": ["zhangsan", "ghost"], "department_list": [2, 99]},
@@ -276,8 +289,8 @@ def test_moments_are_rate_limited_and_checked(wechat, shop):
     shop.do("clock/advance", seconds=61)
     assert wechat.post("externalcontact/add_moment_task", data=moment)["jobid"]
 
-    video = upload(wechat, "video", "a.mp4", MP4, "video/mp4")["media_id"]
-    image = upload(wechat, "image", "a.png", PNG, "image/png")["media_id"]
+    video = attach(wechat, "video", "a.mp4", MP4, "video/mp4")["media_id"]
+    image = attach(wechat, "image", "a.png", PNG, "image/png")["media_id"]
     two_videos = {"attachments": [{"msgtype": "video", "video": {"media_id": video}}] * 2}
     mixed = {"attachments": [{"msgtype": "video", "video": {"media_id": video}},
                              {"msgtype": "image", "image": {"media_id": image}}]}
@@ -319,6 +332,80 @@ def test_media_limits(wechat, shop):
     attachment = wechat.post("media/upload_attachment", params={"media_type": "image", "attachment_type": 1},
                              files={"media": ("a.png", io.BytesIO(PNG), "image/png")})
     assert attachment["type"] == "image" and attachment["media_id"]
+
+
+def test_moments_refuse_a_media_upload_id_with_41072(wechat, wecom, shop):
+    media_id = upload(wechat, "image", "poster.png", PNG, "image/png")["media_id"]
+    assert errcode_of(lambda: wecom("externalcontact/add_moment_task", data=moment_with(media_id))) == 41072
+    assert mass_send(wechat, ["wmC1"], attachments=moment_with(media_id)["attachments"])["fail_list"] == []
+
+
+def test_moments_refuse_a_product_album_attachment_with_41072(wechat, wecom, shop):
+    album = attach(wechat, "image", "sku.png", PNG, "image/png", attachment_type=2)["media_id"]
+    assert errcode_of(lambda: wecom("externalcontact/add_moment_task", data=moment_with(album))) == 41072
+
+
+def test_moments_take_an_attachment_for_three_days(wechat, wecom, shop):
+    media_id = attach(wechat, "image", "moment.png", PNG, "image/png")["media_id"]
+    assert wecom("externalcontact/add_moment_task", data=moment_with(media_id))["jobid"]
+    shop.do("clock/advance", seconds=3 * DAY)
+    assert errcode_of(lambda: wecom("externalcontact/add_moment_task", data=moment_with(media_id))) == 40007
+
+
+def test_moments_attachments_are_images_or_videos_only(wechat, shop):
+    assert errcode_of(lambda: attach(wechat, "file", "menu.pdf", b"%PDF-1.4 menu", "application/pdf")) == 40005
+    assert errcode_of(lambda: attach(wechat, "video", "a.mp4", MP4, "video/mp4", attachment_type=2)) == 40005
+
+
+def test_a_moments_image_has_at_most_1555200_pixels_checked_at_upload(wechat, shop):
+    assert attach(wechat, "image", "ok.png", png_bytes(1440, 1080), "image/png")["media_id"]
+    assert errcode_of(lambda: attach(wechat, "image", "big.png", png_bytes(1441, 1080), "image/png")) == 40009
+    # the pixel rule is the Moments one: the same image is a valid media/upload image and product-album image
+    assert upload(wechat, "image", "big.png", png_bytes(1441, 1080), "image/png")["media_id"]
+    assert attach(wechat, "image", "big.png", png_bytes(1441, 1080), "image/png", attachment_type=2)["media_id"]
+
+
+def test_a_moments_video_lasts_at_most_30_seconds_checked_at_upload(wechat, shop):
+    assert attach(wechat, "video", "short.mp4", mp4_bytes(seconds=30, fps=1), "video/mp4")["media_id"]
+    long_video = mp4_bytes(seconds=31, fps=1)
+    assert errcode_of(lambda: attach(wechat, "video", "long.mp4", long_video, "video/mp4")) == 40011
+    assert upload(wechat, "video", "long.mp4", long_video, "video/mp4")["media_id"]  # fine for a mass send
+
+
+def test_uploadimg_has_a_daily_quota_in_beijing_days(wechat, shop):
+    shop.do("config", uploadimg_per_day=2)
+    start = now(shop)
+    shop.do("clock/advance", seconds=DAY - (start + 8 * 3600) % DAY + 60)  # 00:01 Beijing time
+
+    def upload_img() -> dict:
+        wechat.fetch_access_token()  # see upload()
+        return wechat.media.upload_img(("logo.png", io.BytesIO(PNG), "image/png"))
+
+    assert upload_img()["url"] and upload_img()["url"]
+    with pytest.raises(APILimitedException) as caught:
+        upload_img()
+    assert caught.value.errcode == 45009
+    shop.do("clock/advance", seconds=DAY - 120)  # 23:59 the same day
+    assert errcode_of(upload_img) == 45009
+    shop.do("clock/advance", seconds=120)  # the next day
+    assert upload_img()["url"]
+
+
+def test_uploadimg_has_a_monthly_quota(wechat, shop):
+    shop.do("config", uploadimg_per_day=10, uploadimg_per_month=3)
+
+    def upload_img() -> dict:
+        wechat.fetch_access_token()  # see upload()
+        return wechat.media.upload_img(("logo.png", io.BytesIO(PNG), "image/png"))
+
+    start = now(shop)
+    shop.do("clock/advance", seconds=DAY - (start + 8 * 3600) % DAY + 60)  # a day's 00:01 Beijing time
+    while time.gmtime(now(shop) + 8 * 3600).tm_mday != 1:  # the first of a month
+        shop.do("clock/advance", seconds=DAY)
+    for _ in range(3):
+        assert upload_img()["url"]
+        shop.do("clock/advance", seconds=DAY)
+    assert errcode_of(upload_img) == 45009  # the 4th in the month, on a day with none yet
 
 
 def test_uploadimg_gives_a_permanent_url(wechat, shop):
