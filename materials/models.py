@@ -1,5 +1,7 @@
 """Every model of the materials app, imported from its subject package (Django loads an app's models from here)."""
 
 from materials.library.models import Folder, Material, MaterialKind, MaterialStatus, MaterialTag, MaterialVersion
+from materials.usage.models import MaterialUse, MaterialUseDaily, UseAction
 
-__all__ = ["Folder", "Material", "MaterialKind", "MaterialStatus", "MaterialTag", "MaterialVersion"]
+__all__ = ["Folder", "Material", "MaterialKind", "MaterialStatus", "MaterialTag", "MaterialVersion",
+           "MaterialUse", "MaterialUseDaily", "UseAction"]

@@ -38,6 +38,7 @@ class TextLock(StrEnum):
     CUSTOMER = "customers.sync"  # + external_userid: callbacks, "sync now" and reconciliation on one customer
     CUSTOMERS_FULL_SYNC = "customers.full"  # one full customer sync at a time
     CUSTOMERS_TAGGING = "customers.tagging"  # + run id: one runner per bulk tagging job
+    MATERIAL_USES_FLUSH = "materials.uses_flush"  # one flush of the material-use queue at a time
 
 
 def _key(subject: IdLock | TextLock, name: int | str | None) -> tuple[str, list]:
