@@ -180,7 +180,7 @@ def usage_by_region(*, viewer: User, filters: UsageFilters) -> list[UsageRow]:
         cursor.execute(REGION_ROLLUP_SQL.format(sums=sums, per_store=per_store_sql),
                        [[r.pk for r in listed], *per_store_params])
         figures = {row[0]: UsageCounts(*(int(v or 0) for v in row[1:])) for row in cursor.fetchall()}
-    rows = [UsageRow(key=r.pk, label=r.name, note=r.parent.name if r.parent else "",
+    rows = [UsageRow(key=r.pk, label=r.name, note=r.parent.name if r.parent else "—",
                      counts=figures.get(r.pk, UsageCounts())) for r in listed]
     rows.sort(key=lambda r: (-r.counts.total, r.label))
     return rows

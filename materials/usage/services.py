@@ -143,7 +143,7 @@ class WriteResult:
 def _events_write(events: list[UseEvent]) -> WriteResult:
     if not events:
         return WriteResult(0, 0, 0)
-    params = {
+    params: dict[str, Any] = {
         "event_ids": [e.event_id for e in events], "materials": [e.material_id for e in events],
         "versions": [e.version_id for e in events], "stores": [e.store_id for e in events],
         "staff": [e.staff_id for e in events], "users": [e.user_id for e in events],
