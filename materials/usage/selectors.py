@@ -10,6 +10,7 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
@@ -174,7 +175,10 @@ def usage_by_region(*, viewer: User, filters: UsageFilters) -> list[UsageRow]:
     if not listed:
         return []
     per_store = usage_daily(viewer=viewer, filters=filters).values("store_id").annotate(**_sums()).order_by()
-    per_store_sql, per_store_params = per_store.query.sql_with_params()
+    try:
+        per_store_sql, per_store_params = per_store.query.sql_with_params()
+    except EmptyResultSet:  # a filter that can match nothing: every region is 0
+        return [UsageRow(key=r.pk, label=r.name, note=r.parent.name if r.parent else "—") for r in listed]
     sums = ", ".join(f"sum(p.{action})" for action in ACTIONS)
     with connection.cursor() as cursor:
         cursor.execute(REGION_ROLLUP_SQL.format(sums=sums, per_store=per_store_sql),
