@@ -2,5 +2,7 @@
 
 from materials.library.models import Folder, Material, MaterialKind, MaterialStatus, MaterialTag, MaterialVersion
 from materials.media.models import WeComMedia
+from materials.usage.models import MaterialUse, MaterialUseDaily, UseAction
 
-__all__ = ["Folder", "Material", "MaterialKind", "MaterialStatus", "MaterialTag", "MaterialVersion", "WeComMedia"]
+__all__ = ["Folder", "Material", "MaterialKind", "MaterialStatus", "MaterialTag", "MaterialVersion",
+           "MaterialUse", "MaterialUseDaily", "UseAction", "WeComMedia"]

@@ -40,6 +40,7 @@ class TextLock(StrEnum):
     CUSTOMERS_TAGGING = "customers.tagging"  # + run id: one runner per bulk tagging job
     MATERIAL_MEDIA = "materials.media"  # + "<version id>:<purpose>": one upload of a version to WeCom at a time
     MATERIAL_MEDIA_UPLOADIMG = "materials.media.uploadimg"  # the daily quota of permanent image URLs, counted
+    MATERIAL_USES_FLUSH = "materials.uses_flush"  # one flush of the material-use queue at a time
 
 
 def _key(subject: IdLock | TextLock, name: int | str | None) -> tuple[str, list]:

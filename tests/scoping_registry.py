@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.utils import timezone
+
 from customers.models import (
     AcquisitionDaily,
     ContactWay,
@@ -21,7 +23,7 @@ from customers.models import (
     StageChange,
     WelcomeDelivery,
 )
-from materials.models import Material, MaterialVersion
+from materials.models import Material, MaterialUse, MaterialUseDaily, MaterialVersion
 from stores.access.services import access_grant, api_token_issue
 from stores.models import Access, ApiToken, Franchisee, Notice, Region, Role, Staff, Store
 from tests.factories import (
@@ -60,6 +62,21 @@ def _material_in(store: Store) -> Material:
     return script_published(by=hq, title=f"话术-{store.code}", text=f"{store.code} 专属话术", stores=[store])
 
 
+def _use_in(store: Store) -> MaterialUse:
+    """A download, in this store by one of its staff, of a material aimed at it."""
+    import uuid
+
+    material = _material_in(store)
+    return MaterialUse.objects.create(event_id=uuid.uuid4(), material=material, version=material.current_version,
+                                      store=store, staff=StaffFactory(store=store), action="download",
+                                      at=timezone.now())
+
+
+def _use_daily_in(store: Store) -> MaterialUseDaily:
+    return MaterialUseDaily.objects.create(day=timezone.localdate(), material=_material_in(store), store=store,
+                                           action="view", count=7)
+
+
 def _notice_in(store: Store) -> Notice:
     return Notice.objects.create(user=_access_in(store).user, title=f"通知-{store.code}")
 
@@ -90,6 +107,8 @@ SCOPED: dict[type, ScopedCase] = {
     Material: ScopedCase(make=_material_in, exported_text=lambda m: m.title),
     MaterialVersion: ScopedCase(make=lambda store: _material_in(store).current_version),
     Notice: ScopedCase(make=_notice_in),
+    MaterialUse: ScopedCase(make=_use_in),
+    MaterialUseDaily: ScopedCase(make=_use_daily_in),
 }
 
 # Models that belong to no store. Each entry is a DECISION: "HQ only: …" (non-HQ viewers get nothing, whatever

@@ -43,7 +43,7 @@ from customers.models import (
     WelcomeDelivery,
     WelcomeMessage,
 )
-from materials.models import Material
+from materials.models import Material, MaterialUseDaily
 from portal.wecom.models import SyncRun, WeComCall
 from stores.access.services import access_grant, api_token_issue
 from stores.models import Access, Franchisee, Region, Role, Staff, Store
@@ -129,6 +129,11 @@ class World:
                 for days in (1, 2))
             Member.objects.create(member_no=f"MGROW{store.pk}", home_store=store, name=f"{store.code}的新会员",
                                   level="金卡", mobile_masked="138****0000")
+            materials = self.rows.get(Material, {})
+            if "B001" in materials:  # material use there (B001's own material): views and sends
+                MaterialUseDaily.objects.bulk_create(
+                    MaterialUseDaily(day=today - timedelta(days=days), material=materials["B001"], store=store,
+                                     action=action, count=900) for days in (0, 1) for action in ("view", "send"))
 
 
 def _brand(obj, code: str) -> None:
@@ -640,6 +645,51 @@ def probe_dashboard_export(ctx: Ctx) -> None:
     assert _cells(ctx.client.get(url)) == before, "加粉看板导出 figures moved when another scope gained rows"
 
 
+def _usage_queries(ctx: Ctx) -> list[dict]:
+    queries = [{"store": s.pk} for s in ctx.hidden_rows(Store)]
+    return queries + [{"region": r.pk} for r in _hidden_regions(ctx)]
+
+
+def _usage_figures_of(response) -> tuple:
+    context = response.context
+    return tuple(repr(context.get(key)) for key in ("day_rows", "region_rows", "store_rows", "top_rows",
+                                                      "unused_rows"))
+
+
+def probe_usage_analytics(ctx: Ctx) -> None:
+    """素材使用分析: another scope's store or region refused; the figures unmoved when another scope uses more."""
+    url = reverse("admin:materials_materialuse_analytics")
+    for query in _usage_queries(ctx):
+        response = ctx.client.get(url, query)
+        ctx.assert_refused_or_clean(response, f"素材使用分析 {query}")
+        if response.status_code == 200:
+            assert response.context.get("figures") is None, f"素材使用分析 accepted another scope's {query}"
+    first = ctx.client.get(url)
+    if ctx.refused(first):
+        return
+    ctx.assert_clean(first, "素材使用分析")
+    before = _usage_figures_of(first)
+    ctx.world.grow_elsewhere()
+    after = ctx.client.get(url)
+    ctx.assert_clean(after, "素材使用分析")
+    assert _usage_figures_of(after) == before, "素材使用分析 figures moved when another scope used materials"
+
+
+def probe_usage_export(ctx: Ctx) -> None:
+    url = reverse("admin:materials_materialuse_analytics_export")
+    for query in _usage_queries(ctx):
+        response = ctx.client.get(url, query)
+        ctx.assert_refused_or_clean(response, f"素材使用分析导出 {query}")
+        assert "spreadsheetml" not in response.get("Content-Type", ""), f"素材使用分析导出 accepted {query}"
+    first = ctx.client.get(url)
+    if ctx.refused(first):
+        return
+    ctx.assert_clean(first, "素材使用分析导出")
+    before = _cells(first)
+    ctx.world.grow_elsewhere()
+    assert _cells(ctx.client.get(url)) == before, "素材使用分析导出 figures moved when another scope used materials"
+
+
 # -- admin: imports -----------------------------------------------------------------------------------------
 # A row that would write into another scope: (model, CSV text, how to find what it would have written).
 IMPORT_ROWS = {
@@ -758,6 +808,10 @@ ADMIN_VIEWS: dict[str, Surface] = {
                                                   "another scope's version: as missing, nothing restored"),
     "materials_material_archive": Surface(probe_material_post("archive"), "another scope's material: as missing, "
                                                                           "not archived"),
+    "materials_materialuse_analytics": Surface(
+        probe_usage_analytics, "another scope's store/region refused; figures unmoved by another scope's use"),
+    "materials_materialuse_analytics_export": Surface(
+        probe_usage_export, "the same for the .xlsx: foreign ids refused, cells unmoved"),
 }
 
 
