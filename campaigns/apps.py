@@ -1,7 +1,15 @@
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
+# The app's subjects (DESIGN.md), each a package; startup imports each one's admin, tasks, handlers, hooks.
+SUBJECTS = ("tasks",)
+
 
 class CampaignsConfig(AppConfig):
     name = "campaigns"
     verbose_name = _("活动与任务")
+
+    def ready(self) -> None:
+        from portal.subjects import subjects_import
+
+        subjects_import(app=self.name, subjects=SUBJECTS)

@@ -31,6 +31,7 @@ INT4 = range(-(2**31), 2**31)
 @unique
 class IdLock(IntEnum):
     MEMBER_IMPORT = 7_301  # one runner per member import job (a second delivery skips it)
+    TASK_DISPATCH = 7_401  # one dispatch, re-dispatch or cancel of a task at a time
 
 
 @unique

@@ -153,6 +153,13 @@ MEDIA_URL = "media/"  # never routed (portal/urls.py): material files leave only
 MEDIA_ROOT = Path(env_str("XIAOER_MEDIA_ROOT", str(BASE_DIR / ".run" / "media")))
 # The CJK font posters are drawn with; empty: the Debian package make install adds (materials.posters.layout).
 XIAOER_POSTER_FONT = env_str("XIAOER_POSTER_FONT")
+# Weather for task variants (campaigns.tasks.weather): "sandbox" (deterministic, offline) or the dotted path of a
+# provider callable ``(*, city, on) -> Forecast``. XIAOER_WEATHER_SANDBOX_FIXED pins the sandbox's answer for
+# some cities (demo, tests): {"上海": {"rain": true, "high_c": 22, "low_c": 18}}.
+XIAOER_WEATHER_PROVIDER = env_str("XIAOER_WEATHER_PROVIDER", "sandbox")
+XIAOER_WEATHER_SANDBOX_FIXED: dict = {}
+# Task evidence photos: size limit (bytes) after any HEIC→JPEG conversion.
+XIAOER_EVIDENCE_MAX_BYTES = env_int("XIAOER_EVIDENCE_MAX_MB", 10) * 1024 * 1024
 
 
 def s3_storage(*, bucket: str, endpoint_url: str = "", access_key: str = "", secret_key: str = "",

@@ -1,0 +1,18 @@
+"""Every model of the campaigns app, imported from its subject package (Django loads an app's models from here)."""
+
+from campaigns.tasks.models import (
+    Assignment,
+    AssignmentEvent,
+    Campaign,
+    ChecklistItem,
+    ChecklistTick,
+    Evidence,
+    FollowUp,
+    StoreTask,
+    Task,
+    TaskMaterial,
+    TaskVariant,
+)
+
+__all__ = ["Assignment", "AssignmentEvent", "Campaign", "ChecklistItem", "ChecklistTick", "Evidence", "FollowUp",
+           "StoreTask", "Task", "TaskMaterial", "TaskVariant"]
