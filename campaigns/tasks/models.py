@@ -340,14 +340,18 @@ OPEN_STATUSES = (AssignmentStatus.PENDING, AssignmentStatus.NOTIFIED, Assignment
 
 class Assignment(models.Model):
     """Who executes a store task: a staff member, or the store as a whole (staff NULL). task and store are
-    copied from the store task (set by the dispatch statement) so rollups group without a join."""
+    copied from the store task (set by the dispatch statement) so rollups group without a join; they carry no
+    foreign-key constraint of their own (the store task's are checked), which halves the checks a 13,000-row
+    dispatch pays at commit."""
 
     Status = AssignmentStatus
 
     store_task = models.ForeignKey(StoreTask, verbose_name=_("门店任务"), on_delete=models.PROTECT,
                                    related_name="assignments")
-    task = models.ForeignKey(Task, verbose_name=_("任务"), on_delete=models.PROTECT, related_name="+")
-    store = models.ForeignKey(Store, verbose_name=_("门店"), on_delete=models.PROTECT, related_name="+")
+    task = models.ForeignKey(Task, verbose_name=_("任务"), on_delete=models.DO_NOTHING, related_name="+",
+                             db_constraint=False)
+    store = models.ForeignKey(Store, verbose_name=_("门店"), on_delete=models.DO_NOTHING, related_name="+",
+                              db_constraint=False)
     staff = models.ForeignKey(Staff, verbose_name=_("员工"), null=True, blank=True, on_delete=models.PROTECT,
                               related_name="+", help_text=_("空表示门店整体执行"))
     status = models.CharField(_("状态"), max_length=16, choices=AssignmentStatus.choices,

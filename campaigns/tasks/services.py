@@ -421,19 +421,13 @@ ON CONFLICT (task_id, store_id) DO NOTHING
 """
 
 ASSIGNMENTS_SQL = """
-WITH created AS (
-    INSERT INTO campaigns_assignment (store_task_id, task_id, store_id, staff_id, status, reason, created_at,
-                                      updated_at)
-    SELECT st.id, st.task_id, st.store_id, {staff_id}, 'pending', '', %(now)s, %(now)s
-    FROM campaigns_storetask st
-    JOIN stores_store so ON so.id = st.store_id AND so.status = 'open'
-    {staff_join}
-    WHERE st.task_id = %(task_id)s AND st.withdrawn_at IS NULL
-    ON CONFLICT DO NOTHING
-    RETURNING id
-)
-INSERT INTO campaigns_assignmentevent (assignment_id, from_status, to_status, by_id, at, reason, source)
-SELECT id, '', 'pending', %(by_id)s, %(now)s, '', 'dispatch' FROM created
+INSERT INTO campaigns_assignment (store_task_id, task_id, store_id, staff_id, status, reason, created_at, updated_at)
+SELECT st.id, st.task_id, st.store_id, {staff_id}, 'pending', '', %(now)s, %(now)s
+FROM campaigns_storetask st
+JOIN stores_store so ON so.id = st.store_id AND so.status = 'open'
+{staff_join}
+WHERE st.task_id = %(task_id)s AND st.withdrawn_at IS NULL
+ON CONFLICT DO NOTHING
 """
 
 STAFF_JOIN = ("JOIN stores_staff s ON s.store_id = st.store_id AND s.status = 'active'"
@@ -501,7 +495,7 @@ def _assignments_insert(*, task: Task, now: datetime, by) -> int:
         sql = ASSIGNMENTS_SQL.format(staff_id="s.id", staff_join=STAFF_JOIN)
     else:
         sql = ASSIGNMENTS_SQL.format(staff_id="NULL::bigint", staff_join="")
-    params = {"task_id": task.pk, "now": now, "by_id": getattr(by, "pk", None), "positions": task.executor_positions}
+    params = {"task_id": task.pk, "now": now, "positions": task.executor_positions}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
