@@ -14,6 +14,19 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
+from campaigns.models import (
+    Assignment,
+    AssignmentEvent,
+    Campaign,
+    ChecklistItem,
+    ChecklistTick,
+    Evidence,
+    FollowUp,
+    StoreTask,
+    Task,
+    TaskMaterial,
+    TaskVariant,
+)
 from customers.models import (
     AcquisitionDaily,
     ContactWay,
@@ -85,6 +98,27 @@ def _token_in(store: Store) -> ApiToken:
     return api_token_issue(name="pos", user=_access_in(store).user).token
 
 
+def _task_in(store: Store):
+    from tests.campaigns.tasks.helpers import task_in
+
+    return task_in(store)
+
+
+def _assignment_in(store: Store):
+    from campaigns.models import Assignment
+
+    return Assignment.objects.filter(task=_task_in(store)).first()
+
+
+def _assignment_part_in(kind: str):
+    def make(store: Store):
+        from tests.campaigns.tasks.helpers import assignment_part_in
+
+        return assignment_part_in(_assignment_in(store), kind)
+
+    return make
+
+
 SCOPED: dict[type, ScopedCase] = {
     Store: ScopedCase(make=lambda store: store, api="store", autocomplete_from=("stores", "staff", "store"),
                       exported_text=lambda s: s.code),
@@ -109,6 +143,18 @@ SCOPED: dict[type, ScopedCase] = {
     Notice: ScopedCase(make=_notice_in),
     MaterialUse: ScopedCase(make=_use_in),
     MaterialUseDaily: ScopedCase(make=_use_daily_in),
+    Campaign: ScopedCase(make=lambda store: _task_in(store).campaign,
+                         autocomplete_from=("campaigns", "task", "campaign")),
+    Task: ScopedCase(make=_task_in),
+    TaskVariant: ScopedCase(make=lambda store: _task_in(store).variants.first()),
+    ChecklistItem: ScopedCase(make=lambda store: _task_in(store).checklist.first()),
+    TaskMaterial: ScopedCase(make=lambda store: _task_in(store).task_materials.first()),
+    StoreTask: ScopedCase(make=lambda store: _task_in(store).store_tasks.first()),
+    Assignment: ScopedCase(make=_assignment_in, exported_text=lambda a: a.task.title),
+    AssignmentEvent: ScopedCase(make=_assignment_part_in("event")),
+    ChecklistTick: ScopedCase(make=_assignment_part_in("tick")),
+    Evidence: ScopedCase(make=_assignment_part_in("evidence")),
+    FollowUp: ScopedCase(make=_assignment_part_in("followup")),
 }
 
 # Models that belong to no store. Each entry is a DECISION: "HQ only: …" (non-HQ viewers get nothing, whatever

@@ -564,6 +564,12 @@ def probe_create_for_region(ctx: Ctx) -> None:
             assert response.context["form"].errors, "another scope's region was accepted"
 
 
+def _model(app_label: str, name: str):
+    from django.apps import apps
+
+    return apps.get_model(app_label, name)
+
+
 def probe_export(model) -> Callable[[Ctx], None]:
     """The export holds nothing of another scope, also when the list is filtered by another scope's ids."""
 
@@ -801,6 +807,8 @@ ADMIN_VIEWS: dict[str, Surface] = {
     "stores_staff_export": Surface(probe_export(Staff), "no other scope's staff, with foreign filters"),
     "wecom_syncrun_start": Surface(probe_sync_start, "non-HQ cannot start a WeCom sync"),
     "materials_material_export": Surface(probe_export(Material), "no other scope's materials, with foreign filters"),
+    "campaigns_assignment_export": Surface(probe_export(_model("campaigns", "Assignment")),
+                                           "no other scope's assignments, with foreign filters"),
     "materials_material_thumbnail": Surface(probe_material_get("thumbnail"), "another scope's preview: as missing"),
     "materials_material_version_file": Surface(probe_material_get("version_file"),
                                                "another scope's file: as for a missing id"),
@@ -888,6 +896,8 @@ ACTIONS: dict[str, ActionCase] = {
     "materials.Material.publish_selected": ActionCase(),
     "materials.Material.archive_selected": ActionCase(),
     "materials.Material.unarchive_selected": ActionCase(),
+    "campaigns.Task.dispatch_selected": ActionCase(),
+    "campaigns.Task.cancel_selected": ActionCase(),
     "stores.Notice.mark_read": ActionCase(),
 }
 

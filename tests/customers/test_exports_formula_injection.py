@@ -26,6 +26,7 @@ from django.utils import timezone
 from import_export.mixins import BaseExportMixin
 from openpyxl import load_workbook
 
+from campaigns.models import Assignment
 from customers.dashboard.services import acquisition_daily_build
 from customers.models import Channel, ContactWay, Customer, Member
 from materials.models import Folder, Material
@@ -106,9 +107,21 @@ def _materials(org) -> list:
     return rows
 
 
+def _assignments(org) -> list:
+    from campaigns.models import Assignment, Task
+    from tests.campaigns.tasks.helpers import task_in
+
+    rows = []
+    for name in HOSTILE:
+        task = task_in(org.store_a)
+        Task.objects.filter(pk=task.pk).update(title=name)  # the service trims titles; an import might not
+        rows += list(Assignment.objects.filter(task=task))
+    return rows
+
+
 # model → rows whose exported text is hostile (each text of HOSTILE at least once)
 HOSTILE_ROWS = {Store: _stores, Staff: _staff, Member: _members, Customer: _customers, ContactWay: _contact_ways,
-                Material: _materials}
+                Material: _materials, Assignment: _assignments}
 
 
 def _exporting_admins() -> dict:
