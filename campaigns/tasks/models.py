@@ -39,7 +39,8 @@ class CampaignQuerySet(ScopedQuerySet[_M]):
             return self
         if scope.kind == ScopeKind.NONE:
             return self.none()
-        reaching = Exists(StoreTask.objects.filter(store_id__in=scope.store_ids(), task__campaign_id=OuterRef("pk")))
+        reaching: Q | Exists = Exists(StoreTask.objects.filter(store_id__in=scope.store_ids(),
+                                                               task__campaign_id=OuterRef("pk")))
         if scope.kind == ScopeKind.FRANCHISEE:
             reaching = reaching | Q(owner_franchisee_id=scope.franchisee_id)
         return self.filter(reaching)
@@ -51,7 +52,7 @@ class TaskQuerySet(ScopedQuerySet[_M]):
             return self
         if scope.kind == ScopeKind.NONE:
             return self.none()
-        reaching = Exists(StoreTask.objects.filter(store_id__in=scope.store_ids(), task_id=OuterRef("pk")))
+        reaching: Q | Exists = Exists(StoreTask.objects.filter(store_id__in=scope.store_ids(), task_id=OuterRef("pk")))
         if scope.kind == ScopeKind.FRANCHISEE:
             reaching = reaching | Q(campaign__owner_franchisee_id=scope.franchisee_id)
         return self.filter(reaching)
@@ -175,8 +176,8 @@ class Task(models.Model):
                                     verbose_name=_("目标门店类型"), default=list, blank=True)
     target_cities = ArrayField(models.CharField(max_length=64), verbose_name=_("目标城市"), default=list, blank=True)
     target_stores = models.ManyToManyField(Store, verbose_name=_("目标门店"), blank=True, related_name="+")
-    materials = models.ManyToManyField("materials.Material", verbose_name=_("附带素材"), blank=True,
-                                       through="TaskMaterial", related_name="+")
+    materials: models.ManyToManyField = models.ManyToManyField(
+        "materials.Material", verbose_name=_("附带素材"), blank=True, through="TaskMaterial", related_name="+")
     segment = models.ForeignKey("customers.Segment", verbose_name=_("跟进客户分层"), null=True, blank=True,
                                 on_delete=models.PROTECT, related_name="+",
                                 help_text=_("客户跟进清单：每位员工跟进该分层里自己的客户"))

@@ -97,7 +97,7 @@ def followup_customers(*, assignment: Assignment, viewer):
     from customers.segments.selectors import segment_queryset
 
     task = assignment.task
-    if task.segment_id is None or assignment.staff_id is None:
+    if task.segment is None or assignment.staff_id is None:
         from customers.models import Customer
 
         return Customer.objects.none()

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -447,9 +448,10 @@ def _variant_matches(variant: TaskVariant, *, city: str, region_id: int, kind: s
         if forecast is None:
             return False
         threshold = variant.temperature_c if variant.temperature_c is not None else 0
-        return {WeatherCondition.RAIN: forecast.rain, WeatherCondition.DRY: not forecast.rain,
-                WeatherCondition.HOT: forecast.high_c >= threshold,
-                WeatherCondition.COLD: forecast.low_c <= threshold}[variant.weather]
+        outcomes: dict[str, bool] = {WeatherCondition.RAIN: forecast.rain, WeatherCondition.DRY: not forecast.rain,
+                                     WeatherCondition.HOT: forecast.high_c >= threshold,
+                                     WeatherCondition.COLD: forecast.low_c <= threshold}
+        return outcomes[variant.weather]
     return True
 
 
@@ -479,8 +481,8 @@ def _store_tasks_insert(*, task: Task, now: datetime) -> tuple[int, int]:
     stores = task_target_stores(task=task)
     table, forecasts = _variant_table(task=task, stores=stores)
     targets_sql, targets_params = stores.order_by().values("pk").query.sql_with_params()
-    params = {"task_id": task.pk, "title": task.title, "text": task.instructions, "deadline": deadline_text(task),
-              "now": now, **table}
+    params: dict[str, Any] = {"task_id": task.pk, "title": task.title, "text": task.instructions,
+                              "deadline": deadline_text(task), "now": now, **table}
     # The target subquery's own placeholders are positional: inline them as named ones.
     names = [f"t{i}" for i in range(len(targets_params))]
     sql = STORE_TASKS_SQL.format(targets=targets_sql.replace("%%", "%%%%") % tuple(f"%({n})s" for n in names))
@@ -495,7 +497,7 @@ def _assignments_insert(*, task: Task, now: datetime, by) -> int:
         sql = ASSIGNMENTS_SQL.format(staff_id="s.id", staff_join=STAFF_JOIN)
     else:
         sql = ASSIGNMENTS_SQL.format(staff_id="NULL::bigint", staff_join="")
-    params = {"task_id": task.pk, "now": now, "positions": task.executor_positions}
+    params: dict[str, Any] = {"task_id": task.pk, "now": now, "positions": task.executor_positions}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
