@@ -221,6 +221,7 @@ class MaterialAdmin(SpreadsheetAdminMixin, ExportMixin, ScopedAdmin):
     list_display = ("thumb", "title", "kind", "status", "folder", "version_number", "window", "owner_franchisee",
                     "updated_at")
     list_display_links = ("title",)
+    list_per_page = 30  # rows with thumbnails: a screenful, and half the render time of 50 (bench material_search)
     list_filter = ("kind", "status", UsableFilter, "folder", "tags", "owner_franchisee")
     search_fields = ("search_text",)
     list_select_related = ("folder", "current_version", "owner_franchisee")
