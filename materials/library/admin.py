@@ -268,6 +268,16 @@ class MaterialAdmin(SpreadsheetAdminMixin, ExportMixin, ScopedAdmin):
             return False
         return True
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The page also shows where and how the material was used, in the viewer's scope."""
+        from materials.usage.admin import material_usage_context
+
+        context = dict(extra_context or {})
+        material = self.get_object(request, object_id)
+        if material is not None:
+            context.update(material_usage_context(request, material))
+        return super().change_view(request, object_id, form_url, context)
+
     def get_inline_instances(self, request, obj=None):
         instances = super().get_inline_instances(request, obj) if obj is not None else []
         from django.middleware.csrf import get_token
