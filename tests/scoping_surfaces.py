@@ -43,7 +43,7 @@ from customers.models import (
     WelcomeDelivery,
     WelcomeMessage,
 )
-from materials.models import Material, MaterialUseDaily
+from materials.models import Material, MaterialUseDaily, RenderedPoster
 from portal.wecom.models import SyncRun, WeComCall
 from stores.access.services import access_grant, api_token_issue
 from stores.models import Access, Franchisee, Region, Role, Staff, Store
@@ -544,6 +544,13 @@ def probe_material_post(name: str) -> Callable[[Ctx], None]:
     return probe
 
 
+def probe_poster_image(ctx: Ctx) -> None:
+    """Another scope's rendered poster in the admin: as for a missing id."""
+    for poster in ctx.hidden_rows(RenderedPoster):
+        ctx.assert_like_missing("get", lambda pk: reverse("admin:materials_renderedposter_image", args=[pk]), poster,
+                                "rendered poster image")
+
+
 def _hidden_regions(ctx: Ctx) -> list[Region]:
     return [*ctx.hidden_rows(Region), ctx.world.org.south]
 
@@ -808,6 +815,7 @@ ADMIN_VIEWS: dict[str, Surface] = {
                                                   "another scope's version: as missing, nothing restored"),
     "materials_material_archive": Surface(probe_material_post("archive"), "another scope's material: as missing, "
                                                                           "not archived"),
+    "materials_renderedposter_image": Surface(probe_poster_image, "another scope's poster: as for a missing id"),
     "materials_materialuse_analytics": Surface(
         probe_usage_analytics, "another scope's store/region refused; figures unmoved by another scope's use"),
     "materials_materialuse_analytics_export": Surface(
@@ -866,6 +874,26 @@ def probe_create_for_region_action(ctx: Ctx, model, action: str) -> None:
     ctx.assert_refused_or_clean(response, "create_for_region action")
 
 
+def probe_posters_generate(ctx: Ctx, model, action: str) -> None:
+    """Posters for another scope's template, or for one's own template beyond one's scope: no job, no poster
+    of another scope's staff."""
+    targets = [*ctx.hidden_rows(Material), *(p.material for p in ctx.hidden_rows(RenderedPoster))]
+    for material in targets:
+        with nothing_new(SyncRun, RenderedPoster, what=f"posters for material {material.pk}"):
+            response = action_post(ctx, Material, action, [material], {})
+        ctx.assert_refused_or_clean(response, "posters for another scope's template")
+    from materials.posters.services import POSTER_JOB_KIND, posters_job_staff
+
+    own = ctx.world.rows[RenderedPoster]["A001"].material  # a template of store A001, which most personas see
+    response = action_post(ctx, Material, action, [own], {})
+    ctx.assert_refused_or_clean(response, "posters for one's own template")
+    hidden_staff = {p.staff_id for p in ctx.hidden_rows(RenderedPoster)} | {ctx.world.org.guide_b.pk}
+    for run in SyncRun.objects.filter(kind=POSTER_JOB_KIND, progress__by=ctx.user.pk):
+        rendered = posters_job_staff(material=Material.objects.get(pk=run.progress["material_id"]), viewer=ctx.user,
+                                     region_id=run.progress["region_id"])
+        assert not rendered.filter(pk__in=hidden_staff).exists(), "a poster job would render another scope's staff"
+
+
 def _tags(ctx: Ctx) -> dict:
     return {"apply": "1", "tags": [ctx.world.tag.pk]}
 
@@ -888,6 +916,7 @@ ACTIONS: dict[str, ActionCase] = {
     "materials.Material.publish_selected": ActionCase(),
     "materials.Material.archive_selected": ActionCase(),
     "materials.Material.unarchive_selected": ActionCase(),
+    "materials.Material.posters_generate_selected": ActionCase(probe=probe_posters_generate),
     "stores.Notice.mark_read": ActionCase(),
 }
 
@@ -931,6 +960,16 @@ def probe_mobile_staff(ctx: Ctx) -> None:
         ctx.assert_like_missing("get", lambda pk: reverse("mobile:staff", args=[pk]), staff, "mobile staff page")
 
 
+def probe_mobile_poster(ctx: Ctx) -> None:
+    """Another scope's poster template (and any other material of another scope): as for a missing id, and no
+    poster rendered for it."""
+    materials = [*(p.material for p in ctx.hidden_rows(RenderedPoster)), *ctx.hidden_rows(Material)]
+    for material in materials:
+        with nothing_new(RenderedPoster, what=f"mobile poster of material {material.pk}"):
+            ctx.assert_like_missing("get", lambda pk: reverse("mobile:material_poster", args=[pk]), material,
+                                    "mobile poster")
+
+
 def probe_mobile_login(ctx: Ctx) -> None:
     """Signing in with the persona's own password: a departed or revoked login gets nowhere."""
     client = Client()
@@ -969,6 +1008,8 @@ MOBILE_VIEWS: dict[str, Surface] = {
     "logout": Surface(lambda ctx: ctx.assert_refused_or_clean(ctx.client.post(reverse("mobile:logout")), "logout"),
                       "signing out holds no rows"),
     "staff": Surface(probe_mobile_staff, "another scope's staff page: as for a missing id"),
+    "material_poster": Surface(probe_mobile_poster, "another scope's poster template: as for a missing id, nothing "
+                                                    "rendered"),
     "wecom_login": Surface(lambda ctx: ctx.assert_refused_or_clean(ctx.client.get(reverse("mobile:wecom_login")),
                                                                      "WeCom sign-in start"), "a redirect to WeCom"),
     "wecom_done": Surface(probe_mobile_wecom_done, "WeCom's return signs nobody into another scope"),

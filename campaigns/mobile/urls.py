@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from campaigns.mobile import views
+from campaigns.mobile import posters, views
 
 app_name = "mobile"
 urlpatterns = [
@@ -11,4 +11,5 @@ urlpatterns = [
     path("staff/<int:pk>/", views.staff_detail, name="staff"),
     path("wecom/", views.wecom_login, name="wecom_login"),
     path("wecom/done/", views.wecom_done, name="wecom_done"),
+    path("materials/<int:pk>/poster/", posters.material_poster, name="material_poster"),
 ]

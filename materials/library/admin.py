@@ -227,7 +227,8 @@ class MaterialAdmin(SpreadsheetAdminMixin, ExportMixin, ScopedAdmin):
     list_select_related = ("folder", "current_version", "owner_franchisee")
     autocomplete_fields = ("folder",)
     inlines = (MaterialVersionInline,)
-    actions = ("publish_selected", "archive_selected", "unarchive_selected")
+    actions = ("publish_selected", "archive_selected", "unarchive_selected", "posters_generate_selected")
+    change_list_template = "admin/materials/material/change_list.html"  # + the viewer's poster jobs
     fieldsets = (
         (None, {"fields": ("kind", "title", "description", "folder", "tag_set")}),
         (_("有效期"), {"fields": ("valid_from", "expires_at")}),
@@ -362,6 +363,33 @@ class MaterialAdmin(SpreadsheetAdminMixin, ExportMixin, ScopedAdmin):
             material_unarchive(material=material, by=request.user)
             count += 1
         self.message_user(request, _("已恢复 %(n)d 份素材为草稿") % {"n": count}, messages.SUCCESS)
+
+    def has_posters_permission(self, request) -> bool:
+        from materials.posters.services import JOB_SCOPES
+
+        return self.has_view_permission(request) and user_scope(request.user).kind in JOB_SCOPES
+
+    @admin.action(description=_("为全部门店员工生成海报"), permissions=["posters"])
+    def posters_generate_selected(self, request, queryset):
+        """One job per selected poster template: every active staff member of the viewer's stores it reaches."""
+        from materials.posters.services import PosterRefused, posters_job_start
+
+        started = 0
+        for material in queryset.select_related("current_version")[:20]:
+            try:
+                posters_job_start(material=material, by=request.user)
+                started += 1
+            except PosterRefused as exc:
+                self.message_user(request, str(exc), messages.WARNING)
+        if started:
+            self.message_user(request, _("已开始为 %(n)d 份海报模板生成门店员工海报，进度见本页上方")
+                              % {"n": started}, messages.SUCCESS)
+
+    def changelist_view(self, request, extra_context=None):
+        from materials.posters.services import posters_job_runs
+
+        runs = posters_job_runs(by=request.user) if self.has_posters_permission(request) else []
+        return super().changelist_view(request, {**(extra_context or {}), "poster_runs": runs})
 
     # -- files, restore -----------------------------------------------------------------------------------
     def get_urls(self):
