@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('materials', '0003_usage'),
+        ('materials', '0004_material_recent'),
         ('stores', '0004_store_opening_hours_notice'),
     ]
 
