@@ -65,3 +65,18 @@ def test_seeding_again_makes_nothing_new(demo_library):
     materials_demo_run()
 
     assert (Material.objects.count(), MaterialUse.objects.count(), Notice.objects.count()) == before
+
+
+def test_every_east_staff_member_gets_a_poster_and_a_second_seed_draws_none_again(demo_library):
+    from materials.posters.demo import posters_demo_run
+    from materials.posters.models import RenderedPoster
+    from stores.models import Staff
+
+    posters_demo_run()
+
+    east_staff = set(Staff.objects.active().filter(store__region__parent__name="华东大区")
+                     .exclude(position=Staff.Position.HQ).values_list("pk", flat=True))
+    drawn = dict(RenderedPoster.objects.filter(material__title=POSTER_TITLE).values_list("staff_id", "rendered_at"))
+    assert set(drawn) == east_staff and east_staff
+    assert "未变 " + str(len(east_staff)) in posters_demo_run()
+    assert dict(RenderedPoster.objects.values_list("staff_id", "rendered_at")) == drawn
