@@ -422,3 +422,11 @@ def test_reporting_use_needs_the_pages_csrf_token(staff_of_a, library_of, queue)
 
 def test_the_home_page_leads_to_the_library(client, staff_of_a):
     assert reverse("mobile:materials") in page(client, staff_of_a, "mobile:home").content.decode()
+
+
+def test_the_library_reads_in_english_for_an_english_phone(client, staff_of_a, hq_operator):
+    script_published(by=hq_operator, title="限时话术", everyone=True)
+    Material.objects.filter(title="限时话术").update(expires_at=timezone.now() + timedelta(days=3))
+    client.force_login(staff_of_a)
+    body = client.get(reverse("mobile:materials"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Expires in 3 days" in body and "Search materials and scripts" in body
