@@ -9,10 +9,12 @@ from bench.harness import django_setup
 
 SMALL = {"org": 200, "scoped_lists": 200, "callbacks": 1000, "dashboard": 100_000, "welcome": 500,
          "members": 100_000, "segments": 200_000, "scale": 200_000, "changelist": 200_000,
-         "members_excel": 2_000, "posters": 1000, "material_usage": 20_000}
+         "members_excel": 2_000, "posters": 1000, "material_usage": 20_000,
+         "mobile_library": 20_000}
 FULL = {"org": 4000, "scoped_lists": 4000, "callbacks": 10000, "dashboard": 1_000_000, "welcome": 1500,
         "members": 1_000_000, "segments": 10_000_000, "scale": 10_000_000, "changelist": 10_000_000,
-        "members_excel": 10_000, "posters": 13_000, "material_usage": 100_000}
+        "members_excel": 10_000, "posters": 13_000, "material_usage": 100_000,
+        "mobile_library": 200_000}
 
 
 def _benches():
@@ -23,6 +25,7 @@ def _benches():
         material_usage,
         members,
         members_excel,
+        mobile_library,
         org,
         posters,
         scale,
@@ -34,7 +37,8 @@ def _benches():
             "dashboard": dashboard.bench_dashboard, "welcome": welcome.bench_welcome, "members": members.bench_members,
             "segments": segments.bench_segments, "scale": scale.bench_scale, "changelist": changelist.bench_changelist,
             "members_excel": members_excel.bench_members_excel,
-            "posters": posters.bench_posters, "material_usage": material_usage.bench_material_usage}
+            "posters": posters.bench_posters, "material_usage": material_usage.bench_material_usage,
+            "mobile_library": mobile_library.bench_mobile_library}
 
 
 def main(argv: list[str] | None = None) -> int:

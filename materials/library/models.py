@@ -202,6 +202,9 @@ class Material(models.Model):
             upper_trigram_index("search_text", "material_search_trgm"),
             models.Index(fields=["status", "kind", "-updated_at"], name="material_status_kind"),
             models.Index(fields=["folder", "-updated_at"], name="material_folder"),
+            # The phone's library, newest first: walked in order, it stops at the page's last row.
+            models.Index(fields=["-updated_at", "-id"], condition=Q(status="published"),
+                         name="material_published_recent"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(valid_from__isnull=True) | Q(expires_at__isnull=True)

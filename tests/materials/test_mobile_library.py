@@ -19,7 +19,7 @@ from materials.usage.services import material_uses_flush
 from stores.access.services import access_grant
 from stores.models import Role, Store
 from tests.factories import CustomerFactory, UserFactory
-from tests.materials.files_fixtures import jpeg_bytes, pdf_bytes
+from tests.materials.files_fixtures import jpeg_bytes, mp4_bytes, pdf_bytes
 from tests.materials.helpers import material_published, script_published
 
 pytestmark = pytest.mark.django_db
@@ -353,6 +353,25 @@ def test_a_link_shows_as_a_card_that_opens_the_link(client, staff_of_a, hq_opera
     body = page(client, staff_of_a, "mobile:material", link.pk).content.decode()
     assert 'id="link-card" href="https://example.com/new"' in body and "秋季新品" in body
     assert 'id="copy-script"' not in body
+
+
+def test_a_video_plays_in_the_page_with_its_first_frame_as_poster(client, staff_of_a, hq_operator):
+    video = material_published(by=hq_operator, kind=MaterialKind.VIDEO, title="新品视频", everyone=True,
+                               content=VersionContent(data=mp4_bytes(), file_name="新品.mp4"))
+    body = page(client, staff_of_a, "mobile:material", video.pk).content.decode()
+    file_url, thumbnail_url = (reverse(f"mobile:{n}", args=[video.pk]) for n in ("material_file", "material_thumbnail"))
+    assert f'<video src="{file_url}?inline=1" poster="{thumbnail_url}"' in body and 'preload="none"' in body
+    assert client.get(thumbnail_url)["Content-Type"] == "image/jpeg"
+
+
+def test_a_mini_program_card_shows_its_title_appid_and_page(client, staff_of_a, hq_operator):
+    card = material_published(by=hq_operator, kind=MaterialKind.MINIPROGRAM, title="会员小程序", everyone=True,
+                              content=VersionContent(data=jpeg_bytes(), file_name="封面.jpg", link_title="领会员券",
+                                                     miniprogram_appid="wx1234567890abcdef",
+                                                     miniprogram_page="pages/coupon/index"))
+    card_html = page(client, staff_of_a, "mobile:material", card.pk).content.decode()
+    card_html = card_html[card_html.index('id="miniprogram-card"'):]
+    assert "领会员券" in card_html and "wx1234567890abcdef" in card_html and "pages/coupon/index" in card_html
 
 
 def test_a_script_has_no_file_to_download(client, staff_of_a, library_of):
