@@ -365,7 +365,8 @@ def missing_pk(model) -> int:
     return (model._base_manager.aggregate(top=Max("pk"))["top"] or 0) + 100_000
 
 
-CSRF = re.compile(r'name="csrfmiddlewaretoken" value="[^"]*"|"csrfToken": "[^"]*"')
+# The admin's JSON says "csrfToken"; the mobile page's htmx headers "X-CSRFToken" (masked anew on each page).
+CSRF = re.compile(r'name="csrfmiddlewaretoken" value="[^"]*"|"(?:X-)?csrfToken": "[^"]*"', re.IGNORECASE)
 
 
 def _normal(text: str, *ids) -> str:
@@ -1002,6 +1003,51 @@ def probe_mobile_wecom_done(ctx: Ctx) -> None:
         ctx.assert_refused_or_clean(client.get(reverse("mobile:home")), f"mobile home after WeCom sign-in as {userid}")
 
 
+def probe_mobile_materials(ctx: Ctx) -> None:
+    """The library's list, searched for and filtered by what another scope has: nothing of it."""
+    url = reverse("mobile:materials")
+    hidden = ctx.hidden_pks(Material)
+    for params in [{}, {"kind": "script"}, {"page": "2"}, {"folder": "999999", "tag": "999999"},
+                   {"q": "专属话术"}, {"q": "话术-"}]:
+        response = ctx.client.get(url, params)
+        ctx.assert_refused_or_clean(response, f"mobile library {params}")
+        if response.status_code == 200:
+            shown = {m.pk for m in response.context["materials"]}
+            assert not shown & hidden, f"mobile library {params} lists another scope's materials {shown & hidden}"
+
+
+def probe_mobile_material(name: str, method: str = "get", data: dict | None = None) -> Callable[[Ctx], None]:
+    """Another scope's material (its page, file, thumbnail, the report of its use): as for a missing id."""
+
+    def probe(ctx: Ctx) -> None:
+        from materials.usage.services import QUEUE_KEY, _redis
+
+        queued = _redis().llen(QUEUE_KEY)
+        for material in ctx.hidden_rows(Material):
+            ctx.assert_like_missing(method, lambda pk: reverse(f"mobile:{name}", args=[pk]), material,
+                                    f"mobile {name}", data=data)
+        assert _redis().llen(QUEUE_KEY) == queued, f"mobile {name}: another scope's material use was recorded"
+
+    return probe
+
+
+def probe_mobile_material_page(ctx: Ctx) -> None:
+    """Another scope's material's page is not found; one's own, asked to fill a script for another scope's
+    customer, is the page for a customer that does not exist (the name appears nowhere)."""
+    probe_mobile_material("material")(ctx)
+    url = reverse("mobile:material", args=[ctx.home(Material).pk])
+    missing = missing_pk(Customer)
+    nobodys = ctx.client.get(url, {"customer": missing})
+    for customer in ctx.hidden_rows(Customer):
+        theirs = ctx.client.get(url, {"customer": customer.pk})
+        assert theirs.status_code == nobodys.status_code, "mobile material: another scope's customer answers apart"
+        ctx.assert_refused_or_clean(theirs, "mobile material for another scope's customer")
+        assert customer.name not in response_text(theirs), "mobile material names another scope's customer"
+        assert _normal(response_text(theirs), customer.pk, missing) == _normal(response_text(nobodys), customer.pk,
+                                                                               missing), \
+            "mobile material: the page for another scope's customer differs from the one for a missing customer"
+
+
 MOBILE_VIEWS: dict[str, Surface] = {
     "home": Surface(probe_mobile_home, "no other scope's stores or colleagues"),
     "login": Surface(probe_mobile_login, "sign-in leads to a page with nothing of another scope"),
@@ -1013,6 +1059,15 @@ MOBILE_VIEWS: dict[str, Surface] = {
     "wecom_login": Surface(lambda ctx: ctx.assert_refused_or_clean(ctx.client.get(reverse("mobile:wecom_login")),
                                                                      "WeCom sign-in start"), "a redirect to WeCom"),
     "wecom_done": Surface(probe_mobile_wecom_done, "WeCom's return signs nobody into another scope"),
+    "materials": Surface(probe_mobile_materials, "the library, searched by and filtered to another scope: nothing "
+                                                 "of it listed"),
+    "material": Surface(probe_mobile_material_page, "another scope's material: as missing; another scope's "
+                                                    "customer in ?customer=: as a missing customer"),
+    "material_file": Surface(probe_mobile_material("material_file"), "another scope's file: as missing"),
+    "material_thumbnail": Surface(probe_mobile_material("material_thumbnail"),
+                                  "another scope's thumbnail: as missing"),
+    "material_used": Surface(probe_mobile_material("material_used", "post", {"action": "copy"}),
+                             "reporting use of another scope's material: as missing, nothing recorded"),
 }
 
 

@@ -59,3 +59,16 @@ def poster_template_published(*, by, title: str = "门店开业海报", layout: 
         material_publish(material=material, by=by)
     material.refresh_from_db()
     return material
+
+
+def material_published(*, by, kind: str, title: str, content: VersionContent, folder=None, tags=(),
+                       expires_at=None, description: str = "", **audience) -> Material:
+    """A material of any kind with one version, its audience set (if given) and published."""
+    material = material_create(by=by, kind=kind, title=title, folder=folder, tags=tags, expires_at=expires_at,
+                               description=description)
+    material_version_add(material=material, by=by, content=content)
+    if audience:
+        material_audience_set(material=material, by=by, **audience)
+    material_publish(material=material, by=by)
+    material.refresh_from_db()
+    return material
