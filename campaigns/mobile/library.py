@@ -162,7 +162,10 @@ def material_detail(request, pk: int):
     _record(request, material, "view", viewer)
     return render(request, "mobile/material.html", {
         "material": material, "version": version, "script": script, "customer_name": customer_name,
-        "expiry": expiry_label(material.expires_at, now=timezone.now()), "urls": _preview_urls(material, version)})
+        "expiry": expiry_label(material.expires_at, now=timezone.now()), "urls": _preview_urls(material, version),
+        # A template's own poster (campaigns/mobile/posters.py) is drawn for someone with a store.
+        "poster_url": reverse("mobile:material_poster", args=[material.pk])
+        if material.kind == MaterialKind.POSTER_TEMPLATE and viewer.store is not None else ""})
 
 
 @login_required

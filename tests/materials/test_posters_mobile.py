@@ -168,3 +168,15 @@ def test_signed_out_the_poster_page_asks_to_sign_in(east_poster, client):
     response = client.get(_url(east_poster.pk))
 
     assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_the_templates_page_offers_a_guide_their_own_poster_and_hq_only_the_background(east_poster, staff_of_a,
+                                                                                    hq_operator, client):
+    page = reverse("mobile:material", args=[east_poster.pk])
+    client.force_login(staff_of_a)
+    html = client.get(page).content.decode()
+    assert f'href="{_url(east_poster.pk)}"' in html and 'id="download"' not in html
+
+    client.force_login(hq_operator)
+    html = client.get(page).content.decode()
+    assert 'id="my-poster"' not in html and 'id="download"' in html
