@@ -133,8 +133,11 @@ def _poller(stop: threading.Event) -> None:
         pipe.delete(POLL_QUEUE)
         items, _ = pipe.execute()
         for item in map(json.loads, items):
-            relationship = Relationship.objects.select_related("customer", "staff__store", "store").get(
-                pk=item["relationship"])
+            relationship = Relationship.objects.select_related("customer", "staff__store", "store").filter(
+                pk=item["relationship"]).first()
+            if relationship is None:  # queued inside the worker's transaction, not committed yet: next round
+                _redis().rpush(POLL_QUEUE, json.dumps(item))
+                continue
             send(relationship=relationship, welcome=WelcomeMessage.objects.filter(pk=item["welcome"]).first(),
                  welcome_code=item["code"], event_at=datetime.fromisoformat(item["event_at"]))
     connection.close()

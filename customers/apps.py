@@ -16,3 +16,11 @@ class CustomersConfig(AppConfig):
 
         subjects_import(app=self.name, subjects=SUBJECTS)
         demo_seeder_register(name="customers", seed=customers_demo_run)
+        # The demo's posters carry the staff codes made just above: customers hands them in (materials is left).
+        demo_seeder_register(name="posters", seed=_posters_demo_run)
+
+
+def _posters_demo_run() -> str:
+    from materials.posters.demo import posters_demo_run
+
+    return posters_demo_run()

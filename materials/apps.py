@@ -2,7 +2,7 @@ from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
 # The app's subjects (DESIGN.md), each a package; startup imports each one's admin, tasks, handlers, hooks.
-SUBJECTS = ("library", "media", "usage")
+SUBJECTS = ("library", "media", "posters", "usage")
 
 
 class MaterialsConfig(AppConfig):

@@ -2,7 +2,8 @@
 
 from materials.library.models import Folder, Material, MaterialKind, MaterialStatus, MaterialTag, MaterialVersion
 from materials.media.models import WeComMedia
+from materials.posters.models import RenderedPoster
 from materials.usage.models import MaterialUse, MaterialUseDaily, UseAction
 
 __all__ = ["Folder", "Material", "MaterialKind", "MaterialStatus", "MaterialTag", "MaterialVersion",
-           "MaterialUse", "MaterialUseDaily", "UseAction", "WeComMedia"]
+           "MaterialUse", "MaterialUseDaily", "RenderedPoster", "UseAction", "WeComMedia"]

@@ -42,6 +42,7 @@ class TextLock(StrEnum):
     MATERIAL_MEDIA = "materials.media"  # + "<version id>:<purpose>": one upload of a version to WeCom at a time
     MATERIAL_MEDIA_UPLOADIMG = "materials.media.uploadimg"  # the daily quota of permanent image URLs, counted
     MATERIAL_USES_FLUSH = "materials.uses_flush"  # one flush of the material-use queue at a time
+    MATERIAL_POSTERS = "materials.posters"  # + run id: one runner per poster job
 
 
 def _key(subject: IdLock | TextLock, name: int | str | None) -> tuple[str, list]:

@@ -5,6 +5,8 @@ As PNG files (``qr_png_render``): qrcode draws and writes the PNG itself, throug
 same library the same way for its contact-way images (``wecom_sandbox.contacts.qr_png``).
 As Pillow images for drawing on something else (``qr_image``, used by the posters): qrcode computes the
 modules, Pillow scales them up to the pixel size asked.
+Read back (``qr_payload_read``): what a QR image at a URL encodes, fetched through the WeCom gateway and decoded
+by zxing-cpp, so that posters redraw a contact way's code crisp at any size.
 """
 
 from __future__ import annotations
@@ -70,6 +72,37 @@ def qr_image(text: str, *, size: int, border: int = 4, mask_pattern: int | None 
     offset = (size - code.width) // 2
     image.paste(code, (offset, offset))
     return image
+
+
+def qr_decode(data: bytes) -> str | None:
+    """The text of the first QR code in an image (PNG, JPEG…), by zxing-cpp; None if there is none or the bytes
+    are not an image."""
+    import zxingcpp
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            qr_only = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+            found = zxingcpp.read_barcodes(image.convert("L"), formats=qr_only)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    return next((code.text for code in found if code.valid and code.text), None)
+
+
+def qr_payload_read(*, url: str) -> str | None:
+    """What the QR image at ``url`` (a contact way's ``qr_code`` from WeCom) encodes; None if it cannot be
+    fetched now or holds no QR code (logged; the caller tries again later)."""
+    from portal.wecom.gateway import WeComError, wecom_file_fetch
+
+    try:
+        data = wecom_file_fetch(url, caller="portal.qr.qr_payload_read")
+    except WeComError as exc:
+        logger.warning("QR image could not be fetched: %s", exc)
+        return None
+    payload = qr_decode(data)
+    if payload is None:
+        logger.warning("QR image fetched holds no readable QR code (%d bytes)", len(data))
+    return payload
 
 
 def qr_png_fetch_or_render(url: str) -> bytes:

@@ -36,7 +36,7 @@ from customers.models import (
     StageChange,
     WelcomeDelivery,
 )
-from materials.models import Material, MaterialUse, MaterialUseDaily, MaterialVersion
+from materials.models import Material, MaterialUse, MaterialUseDaily, MaterialVersion, RenderedPoster
 from stores.access.services import access_grant, api_token_issue
 from stores.models import Access, ApiToken, Franchisee, Notice, Region, Role, Staff, Store
 from tests.factories import (
@@ -88,6 +88,16 @@ def _use_in(store: Store) -> MaterialUse:
 def _use_daily_in(store: Store) -> MaterialUseDaily:
     return MaterialUseDaily.objects.create(day=timezone.localdate(), material=_material_in(store), store=store,
                                            action="view", count=7)
+
+
+def _poster_in(store: Store) -> RenderedPoster:
+    """A staff member's own poster of a poster template aimed at this one store, rendered by the service."""
+    from materials.posters.services import poster_for
+    from tests.materials.helpers import poster_template_published
+
+    hq = UserFactory(username=f"hq-poster-{store.code}", is_superuser=True)
+    material = poster_template_published(by=hq, title=f"海报-{store.code}", stores=[store])
+    return poster_for(material=material, store=store, staff=StaffFactory(store=store))
 
 
 def _notice_in(store: Store) -> Notice:
@@ -155,6 +165,7 @@ SCOPED: dict[type, ScopedCase] = {
     ChecklistTick: ScopedCase(make=_assignment_part_in("tick")),
     Evidence: ScopedCase(make=_assignment_part_in("evidence")),
     FollowUp: ScopedCase(make=_assignment_part_in("followup")),
+    RenderedPoster: ScopedCase(make=_poster_in),
 }
 
 # Models that belong to no store. Each entry is a DECISION: "HQ only: …" (non-HQ viewers get nothing, whatever

@@ -43,7 +43,7 @@ from customers.models import (
     WelcomeDelivery,
     WelcomeMessage,
 )
-from materials.models import Material, MaterialUseDaily
+from materials.models import Material, MaterialUseDaily, RenderedPoster
 from portal.wecom.models import SyncRun, WeComCall
 from stores.access.services import access_grant, api_token_issue
 from stores.models import Access, Franchisee, Region, Role, Staff, Store
@@ -365,7 +365,8 @@ def missing_pk(model) -> int:
     return (model._base_manager.aggregate(top=Max("pk"))["top"] or 0) + 100_000
 
 
-CSRF = re.compile(r'name="csrfmiddlewaretoken" value="[^"]*"|"csrfToken": "[^"]*"')
+# The admin's JSON says "csrfToken"; the mobile page's htmx headers "X-CSRFToken" (masked anew on each page).
+CSRF = re.compile(r'name="csrfmiddlewaretoken" value="[^"]*"|"(?:X-)?csrfToken": "[^"]*"', re.IGNORECASE)
 
 
 def _normal(text: str, *ids) -> str:
@@ -542,6 +543,13 @@ def probe_material_post(name: str) -> Callable[[Ctx], None]:
                                         f"material {name}")
 
     return probe
+
+
+def probe_poster_image(ctx: Ctx) -> None:
+    """Another scope's rendered poster in the admin: as for a missing id."""
+    for poster in ctx.hidden_rows(RenderedPoster):
+        ctx.assert_like_missing("get", lambda pk: reverse("admin:materials_renderedposter_image", args=[pk]), poster,
+                                "rendered poster image")
 
 
 def _hidden_regions(ctx: Ctx) -> list[Region]:
@@ -816,6 +824,7 @@ ADMIN_VIEWS: dict[str, Surface] = {
                                                   "another scope's version: as missing, nothing restored"),
     "materials_material_archive": Surface(probe_material_post("archive"), "another scope's material: as missing, "
                                                                           "not archived"),
+    "materials_renderedposter_image": Surface(probe_poster_image, "another scope's poster: as for a missing id"),
     "materials_materialuse_analytics": Surface(
         probe_usage_analytics, "another scope's store/region refused; figures unmoved by another scope's use"),
     "materials_materialuse_analytics_export": Surface(
@@ -874,6 +883,26 @@ def probe_create_for_region_action(ctx: Ctx, model, action: str) -> None:
     ctx.assert_refused_or_clean(response, "create_for_region action")
 
 
+def probe_posters_generate(ctx: Ctx, model, action: str) -> None:
+    """Posters for another scope's template, or for one's own template beyond one's scope: no job, no poster
+    of another scope's staff."""
+    targets = [*ctx.hidden_rows(Material), *(p.material for p in ctx.hidden_rows(RenderedPoster))]
+    for material in targets:
+        with nothing_new(SyncRun, RenderedPoster, what=f"posters for material {material.pk}"):
+            response = action_post(ctx, Material, action, [material], {})
+        ctx.assert_refused_or_clean(response, "posters for another scope's template")
+    from materials.posters.services import POSTER_JOB_KIND, posters_job_staff
+
+    own = ctx.world.rows[RenderedPoster]["A001"].material  # a template of store A001, which most personas see
+    response = action_post(ctx, Material, action, [own], {})
+    ctx.assert_refused_or_clean(response, "posters for one's own template")
+    hidden_staff = {p.staff_id for p in ctx.hidden_rows(RenderedPoster)} | {ctx.world.org.guide_b.pk}
+    for run in SyncRun.objects.filter(kind=POSTER_JOB_KIND, progress__by=ctx.user.pk):
+        rendered = posters_job_staff(material=Material.objects.get(pk=run.progress["material_id"]), viewer=ctx.user,
+                                     region_id=run.progress["region_id"])
+        assert not rendered.filter(pk__in=hidden_staff).exists(), "a poster job would render another scope's staff"
+
+
 def _tags(ctx: Ctx) -> dict:
     return {"apply": "1", "tags": [ctx.world.tag.pk]}
 
@@ -898,6 +927,7 @@ ACTIONS: dict[str, ActionCase] = {
     "materials.Material.unarchive_selected": ActionCase(),
     "campaigns.Task.dispatch_selected": ActionCase(),
     "campaigns.Task.cancel_selected": ActionCase(),
+    "materials.Material.posters_generate_selected": ActionCase(probe=probe_posters_generate),
     "stores.Notice.mark_read": ActionCase(),
 }
 
@@ -941,6 +971,16 @@ def probe_mobile_staff(ctx: Ctx) -> None:
         ctx.assert_like_missing("get", lambda pk: reverse("mobile:staff", args=[pk]), staff, "mobile staff page")
 
 
+def probe_mobile_poster(ctx: Ctx) -> None:
+    """Another scope's poster template (and any other material of another scope): as for a missing id, and no
+    poster rendered for it."""
+    materials = [*(p.material for p in ctx.hidden_rows(RenderedPoster)), *ctx.hidden_rows(Material)]
+    for material in materials:
+        with nothing_new(RenderedPoster, what=f"mobile poster of material {material.pk}"):
+            ctx.assert_like_missing("get", lambda pk: reverse("mobile:material_poster", args=[pk]), material,
+                                    "mobile poster")
+
+
 def probe_mobile_login(ctx: Ctx) -> None:
     """Signing in with the persona's own password: a departed or revoked login gets nowhere."""
     client = Client()
@@ -973,15 +1013,71 @@ def probe_mobile_wecom_done(ctx: Ctx) -> None:
         ctx.assert_refused_or_clean(client.get(reverse("mobile:home")), f"mobile home after WeCom sign-in as {userid}")
 
 
+def probe_mobile_materials(ctx: Ctx) -> None:
+    """The library's list, searched for and filtered by what another scope has: nothing of it."""
+    url = reverse("mobile:materials")
+    hidden = ctx.hidden_pks(Material)
+    for params in [{}, {"kind": "script"}, {"page": "2"}, {"folder": "999999", "tag": "999999"},
+                   {"q": "专属话术"}, {"q": "话术-"}]:
+        response = ctx.client.get(url, params)
+        ctx.assert_refused_or_clean(response, f"mobile library {params}")
+        if response.status_code == 200:
+            shown = {m.pk for m in response.context["materials"]}
+            assert not shown & hidden, f"mobile library {params} lists another scope's materials {shown & hidden}"
+
+
+def probe_mobile_material(name: str, method: str = "get", data: dict | None = None) -> Callable[[Ctx], None]:
+    """Another scope's material (its page, file, thumbnail, the report of its use): as for a missing id."""
+
+    def probe(ctx: Ctx) -> None:
+        from materials.usage.services import QUEUE_KEY, _redis
+
+        queued = _redis().llen(QUEUE_KEY)
+        for material in ctx.hidden_rows(Material):
+            ctx.assert_like_missing(method, lambda pk: reverse(f"mobile:{name}", args=[pk]), material,
+                                    f"mobile {name}", data=data)
+        assert _redis().llen(QUEUE_KEY) == queued, f"mobile {name}: another scope's material use was recorded"
+
+    return probe
+
+
+def probe_mobile_material_page(ctx: Ctx) -> None:
+    """Another scope's material's page is not found; one's own, asked to fill a script for another scope's
+    customer, is the page for a customer that does not exist (the name appears nowhere)."""
+    probe_mobile_material("material")(ctx)
+    url = reverse("mobile:material", args=[ctx.home(Material).pk])
+    missing = missing_pk(Customer)
+    nobodys = ctx.client.get(url, {"customer": missing})
+    for customer in ctx.hidden_rows(Customer):
+        theirs = ctx.client.get(url, {"customer": customer.pk})
+        assert theirs.status_code == nobodys.status_code, "mobile material: another scope's customer answers apart"
+        ctx.assert_refused_or_clean(theirs, "mobile material for another scope's customer")
+        assert customer.name not in response_text(theirs), "mobile material names another scope's customer"
+        assert _normal(response_text(theirs), customer.pk, missing) == _normal(response_text(nobodys), customer.pk,
+                                                                               missing), \
+            "mobile material: the page for another scope's customer differs from the one for a missing customer"
+
+
 MOBILE_VIEWS: dict[str, Surface] = {
     "home": Surface(probe_mobile_home, "no other scope's stores or colleagues"),
     "login": Surface(probe_mobile_login, "sign-in leads to a page with nothing of another scope"),
     "logout": Surface(lambda ctx: ctx.assert_refused_or_clean(ctx.client.post(reverse("mobile:logout")), "logout"),
                       "signing out holds no rows"),
     "staff": Surface(probe_mobile_staff, "another scope's staff page: as for a missing id"),
+    "material_poster": Surface(probe_mobile_poster, "another scope's poster template: as for a missing id, nothing "
+                                                    "rendered"),
     "wecom_login": Surface(lambda ctx: ctx.assert_refused_or_clean(ctx.client.get(reverse("mobile:wecom_login")),
                                                                      "WeCom sign-in start"), "a redirect to WeCom"),
     "wecom_done": Surface(probe_mobile_wecom_done, "WeCom's return signs nobody into another scope"),
+    "materials": Surface(probe_mobile_materials, "the library, searched by and filtered to another scope: nothing "
+                                                 "of it listed"),
+    "material": Surface(probe_mobile_material_page, "another scope's material: as missing; another scope's "
+                                                    "customer in ?customer=: as a missing customer"),
+    "material_file": Surface(probe_mobile_material("material_file"), "another scope's file: as missing"),
+    "material_thumbnail": Surface(probe_mobile_material("material_thumbnail"),
+                                  "another scope's thumbnail: as missing"),
+    "material_used": Surface(probe_mobile_material("material_used", "post", {"action": "copy"}),
+                             "reporting use of another scope's material: as missing, nothing recorded"),
 }
 
 

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from campaigns.mobile import views
+from campaigns.mobile import library, posters, views
 
 app_name = "mobile"
 urlpatterns = [
@@ -11,4 +11,10 @@ urlpatterns = [
     path("staff/<int:pk>/", views.staff_detail, name="staff"),
     path("wecom/", views.wecom_login, name="wecom_login"),
     path("wecom/done/", views.wecom_done, name="wecom_done"),
+    path("materials/", library.materials_list, name="materials"),
+    path("materials/<int:pk>/", library.material_detail, name="material"),
+    path("materials/<int:pk>/file/", library.material_file, name="material_file"),
+    path("materials/<int:pk>/thumbnail/", library.material_thumbnail, name="material_thumbnail"),
+    path("materials/<int:pk>/used/", library.material_used, name="material_used"),
+    path("materials/<int:pk>/poster/", posters.material_poster, name="material_poster"),
 ]

@@ -59,3 +59,14 @@ def welcome_failures_panel(request) -> dict | None:
 
 _declare_permissions()
 panel_register(Panel(key="welcome", title=gettext_lazy("欢迎语"), order=40, build=welcome_failures_panel))
+
+
+def _poster_qr_register() -> None:
+    """Every guide's poster carries their own 一人一码: customers hands materials each staff member's payload."""
+    from customers.acquisition.services import staff_qr_payloads
+    from materials.posters.services import poster_qr_provider_register
+
+    poster_qr_provider_register(name="customers.contact_way", provider=staff_qr_payloads)
+
+
+_poster_qr_register()

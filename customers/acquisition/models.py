@@ -105,6 +105,9 @@ class ContactWay(models.Model):
     config_id = models.CharField(_("企业微信 config_id"), max_length=64, unique=True, null=True, blank=True)
     state = models.CharField(_("state"), max_length=30, unique=True)
     qr_code = models.URLField(_("二维码地址"), max_length=512, blank=True)
+    # What the code's QR image encodes, read once from WeCom's image (portal.qr.qr_payload_read): posters draw it
+    # crisp at any size without fetching images. Emptied whenever qr_code changes.
+    qr_payload = models.CharField(_("二维码内容"), max_length=512, blank=True, editable=False)
     channel = models.ForeignKey(Channel, verbose_name=_("渠道"), null=True, blank=True, on_delete=models.PROTECT,
                                 related_name="contact_ways")
     store = models.ForeignKey("stores.Store", verbose_name=_("门店"), on_delete=models.PROTECT, related_name="+")

@@ -130,7 +130,8 @@ def contact_way_provision(*, way: ContactWay, members: list[tuple[int, str]]) ->
             locked.save(update_fields=["last_error"])
             return False
         locked.config_id, locked.qr_code, locked.last_error = result["config_id"], result.get("qr_code", ""), ""
-        locked.save(update_fields=["config_id", "qr_code", "last_error"])
+        locked.qr_payload = ""  # a new image: read again when a poster needs it
+        locked.save(update_fields=["config_id", "qr_code", "qr_payload", "last_error"])
         locked.members.set([staff_id for staff_id, _userid in chosen])
     return True
 
@@ -302,3 +303,30 @@ def channel_code_validate(*, code: str) -> str:
     if not _CHANNEL_RE.fullmatch(code or "") or not code:
         raise AcquisitionError(_("渠道编码须为 1 到 8 位字母或数字（它会写进活码的 state）"))
     return code
+
+
+# -- each guide's own code on their posters (materials asks; customers answers through a registered provider) --
+
+QR_PAYLOAD_READ_MAX = 200  # QR images fetched in one call at most; the others are read by a later call
+
+
+def staff_qr_payloads(*, staff_ids: list[int]) -> dict[int, str]:
+    """What each staff member's own 一人一码 encodes (their newest active plain staff code made in WeCom), for
+    those that have one: the poster QR provider (materials.posters.services.poster_qr_provider_register).
+
+    The payload is read once from WeCom's QR image and kept on the code; a code whose image cannot be read
+    now is left out (its poster is drawn without a QR code, and redrawn once the image can be read).
+    """
+    from portal.qr import qr_payload_read
+
+    ways = list(ContactWay.objects.filter(staff_id__in=staff_ids, kind=ContactWay.Kind.STAFF, channel__isnull=True,
+                                          active=True, config_id__isnull=False).exclude(qr_code="")
+                .order_by("staff_id", "-created_at", "-pk").distinct("staff_id")
+                .only("pk", "staff_id", "qr_code", "qr_payload"))
+    unread = [way for way in ways if not way.qr_payload][:QR_PAYLOAD_READ_MAX]
+    for way in unread:
+        payload = qr_payload_read(url=way.qr_code) or ""
+        way.qr_payload = payload if len(payload) <= 512 else ""
+        if way.qr_payload:  # only if the code did not change meanwhile
+            ContactWay.objects.filter(pk=way.pk, qr_code=way.qr_code).update(qr_payload=way.qr_payload)
+    return {way.staff_id: way.qr_payload for way in ways if way.qr_payload and way.staff_id is not None}

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from customers.contacts.events import TRANSFER_FAIL
-from customers.models import Customer, Member, StageChange
+from customers.models import Customer, Member, Relationship, StageChange
 from portal.models import AuditEvent, User
+from stores.org.models import Staff
 
 
 def customer_sections(*, customer: Customer, viewer: User) -> dict:
@@ -24,3 +25,18 @@ def customer_sections(*, customer: Customer, viewer: User) -> dict:
     if failures:
         sections["transfer_failures"] = failures
     return sections
+
+
+def customer_address_for(*, viewer: User, customer_id: int, staff: Staff | None) -> str:
+    """How ``staff`` addresses a customer in a script: the remark they gave the customer in WeCom, else the
+    customer's nickname. Empty when ``viewer``'s scope does not hold the customer (another store's, another
+    guide's for store staff, or no such customer): the caller cannot tell those apart, so nothing leaks."""
+    customer = Customer.objects.for_user(viewer).filter(pk=customer_id).values("pk", "name").first()
+    if customer is None:
+        return ""
+    if staff is not None:
+        remark = (Relationship.objects.filter(customer_id=customer["pk"], staff=staff).exclude(remark="")
+                  .values_list("remark", flat=True).first())
+        if remark:
+            return remark
+    return customer["name"]

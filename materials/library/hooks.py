@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.utils.translation import gettext_lazy
 
+from portal.demo import demo_seeder_register
 from portal.schedules import Schedule, schedule_register
 from stores.access.models import Role
 from stores.access.roles import ALL, READ, role_permissions_extend
@@ -24,3 +25,12 @@ role_permissions_extend(role=Role.REGION_MANAGER, app_label="materials", model="
 
 schedule_register(Schedule(name="materials.expiry", task="materials.library.tasks.materials_expiry_task",
                            every_seconds=900, description=str(gettext_lazy("素材到期提醒与过期撤下"))))
+
+
+def _demo_run() -> str:
+    from materials.library.demo import materials_demo_run
+
+    return materials_demo_run()
+
+
+demo_seeder_register(name="materials", seed=_demo_run)

@@ -45,6 +45,7 @@ from materials.usage.selectors import (
 )
 from materials.usage.services import material_uses_queued
 from portal.admin_base import ReadOnlyAdminMixin, ScopedAdmin, scoped
+from portal.charts import Chart, Series
 from portal.spreadsheets import workbook_bytes
 from stores.org.models import Region, Store
 
@@ -109,12 +110,12 @@ def rows_cells(rows: list[UsageRow], *, with_note: bool = False) -> list[list]:
     return [[row.label, *([row.note] if with_note else []), *row.counts.cells()] for row in rows]
 
 
-def chart_spec(*, element_id: str, title: str, rows: list[UsageRow], category_label: str) -> dict[str, Any]:
-    """What a chart draws: categories and one series per action (the shape of portal.charts.Chart)."""
-    return {"element_id": element_id, "title": title, "category_label": category_label,
-            "value_label": _("次数"), "categories": [row.label for row in rows],
-            "series": [{"name": str(label), "values": [int(getattr(row.counts, action)) for row in rows]}
-                       for action, label in zip(ACTIONS, UseAction.labels, strict=True)]}
+def chart_spec(*, element_id: str, title: str, rows: list[UsageRow], category_label: str) -> Chart:
+    """Categories and one stacked series per action, drawn by ECharts ({% xiaoer_chart %})."""
+    return Chart(element_id=element_id, title=title, category_label=category_label, value_label=_("次数"),
+                 categories=[str(row.label) for row in rows], stacked=True,
+                 series=[Series(name=str(label), values=[int(getattr(row.counts, action)) for row in rows])
+                         for action, label in zip(ACTIONS, UseAction.labels, strict=True)])
 
 
 def usage_figures(*, viewer, form: UsageForm) -> dict[str, Any]:

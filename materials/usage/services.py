@@ -65,12 +65,15 @@ class UseEvent:
 
 
 def material_use_record(*, material_id: int, version_id: int, store_id: int | None, staff_id: int | None,
-                        user_id: int | None, action: str) -> None:
-    """Record one use: a Redis push (microseconds); straight into the database if Redis is unreachable."""
+                        user_id: int | None, action: str, at: float | None = None) -> None:
+    """Record one use: a Redis push (microseconds); straight into the database if Redis is unreachable.
+
+    ``at`` (seconds since the epoch) is now unless given: the demo's history and imports give past times.
+    """
     if action not in ACTIONS:
         raise ValueError(f"unknown material use action {action!r}")
     event = UseEvent(event_id=uuid.uuid4().hex, material_id=material_id, version_id=version_id, store_id=store_id,
-                     staff_id=staff_id, user_id=user_id, action=action, at=time.time())
+                     staff_id=staff_id, user_id=user_id, action=action, at=time.time() if at is None else at)
     try:
         _redis().rpush(QUEUE_KEY, event.record())
     except redis.RedisError:

@@ -233,3 +233,52 @@ def wecom_upload(endpoint: str, *, source, filename: str = "", content_type: str
         raise WeComError(endpoint=endpoint, errcode=EMPTY_MEDIA, errmsg=f"empty media data: {media.filename} "
                          "is empty (nothing was sent)")
     return wecom_call(endpoint, params=params, caller=caller, secret_kind=secret_kind, client=client, media=media)
+
+
+# -- files WeCom hands out as URLs (a contact way's QR image) -----------------------------------------------
+FILE_ENDPOINT = "file/get"  # how such a fetch is recorded among the calls
+FILE_MAX_BYTES = 2 * 1024 * 1024
+
+
+def wecom_file_fetch(url: str, *, caller: str = "", max_bytes: int = FILE_MAX_BYTES) -> bytes:
+    """The bytes at a URL WeCom handed out (``qr_code`` of a contact way…): over the gateway's HTTP session, with
+    its timeout, retries with backoff on network errors and HTTP 5xx, and a record of the fetch (its host, never
+    its query). Only http(s); at most ``max_bytes``. Raises WeComUnavailable, or WeComError (4xx, too large)."""
+    from urllib.parse import urlsplit
+
+    from portal.wecom.client import _http_session
+
+    parts = urlsplit(url or "")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise WeComError(endpoint=FILE_ENDPOINT, errcode=None, errmsg="not an http(s) URL")
+    config = gateway_config()
+    started = time.perf_counter()
+    params = {"host": parts.netloc}
+    errmsg = ""
+    status: int | None = None
+    for attempt in range(1, config.max_attempts + 1):
+        retryable = False
+        try:
+            with _http_session().get(url, timeout=config.timeout, stream=True) as response:
+                status = response.status_code
+                if status == 200:
+                    body = response.raw.read(max_bytes + 1, decode_content=True)
+                    if len(body) > max_bytes:
+                        errmsg, retryable = f"larger than {max_bytes} bytes", False
+                    else:
+                        _record(endpoint=FILE_ENDPOINT, caller=caller, errcode=0, errmsg="ok", attempts=attempt,
+                                started=started, params=params, data=None)
+                        return body
+                else:
+                    errmsg, retryable = f"HTTP {status}", status >= 500
+        except requests.RequestException as exc:
+            status, errmsg = None, _clip(text_redact(f"{type(exc).__name__}: {exc}"), 255)
+            retryable = isinstance(exc, requests.Timeout | requests.ConnectionError)
+        if not retryable or attempt == config.max_attempts:
+            break
+        time.sleep(_backoff(attempt, config.backoff_base))
+    _record(endpoint=FILE_ENDPOINT, caller=caller, errcode=status or -999, errmsg=errmsg, attempts=attempt,
+            started=started, params=params, data=None)
+    if status is None or status >= 500:
+        raise WeComUnavailable(endpoint=FILE_ENDPOINT, errcode=None, errmsg=errmsg)
+    raise WeComError(endpoint=FILE_ENDPOINT, errcode=status, errmsg=errmsg)

@@ -119,7 +119,7 @@ def test_use_over_time_has_every_day_of_the_period(used, hq_operator, client):
     days = response.context["day_rows"]
     assert [cells[0] for cells in days] == [(today - timedelta(days=6 - i)).isoformat() for i in range(7)]
     assert days[-1][1:] == [3, 2, 0, 0, 6, 11] and all(cells[-1] == 0 for cells in days[:-1])
-    assert response.context["charts"]["over_time"]["categories"][-1] == today.isoformat()
+    assert response.context["charts"]["over_time"].categories[-1] == today.isoformat()
 
 
 def test_the_unused_list_holds_usable_materials_without_use(used, hq_operator, store_manager_of_a):
@@ -236,3 +236,25 @@ def test_the_event_list_is_read_only_and_scoped(used, store_manager_of_a, client
     assert response.status_code == 200
     assert {row.store_id for row in response.context["cl"].result_list} == {used["org"].store_a.pk}
     assert reverse(PAGE) in response.content.decode()
+
+
+def test_the_analytics_page_draws_its_figures_as_echarts_charts(used, hq_operator, client):
+    response = page(client, hq_operator)
+
+    html = response.content.decode()
+    for element_id in ("usage-over-time", "usage-regions", "usage-top"):
+        assert f'id="{element_id}" class="xe-chart"' in html and f'id="{element_id}-option"' in html
+    top = response.context["charts"]["top"]
+    assert top.categories[0] == "双十一海报"
+    assert sum(sum(series.values) for series in top.series) == 11
+    assert "vendor/echarts.min.js" in html
+
+
+def test_a_region_manager_opening_a_material_sees_its_use_in_their_region_only(used, region_manager_east, client):
+    client.force_login(region_manager_east)
+
+    response = client.get(reverse("admin:materials_material_change", args=[used["poster"].pk]))
+
+    html = response.content.decode()
+    assert response.status_code == 200 and 'id="material-usage"' in html
+    assert "上海徐汇店（A001）" in html and "广州天河店" not in html
