@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
@@ -57,6 +58,13 @@ def event_xml(*, corp_id: str, event: str, change_type: str = "", create_time: i
     return "<xml>" + "".join(parts) + "</xml>"
 
 
+def _child_text(root: ElementTree.Element, tag: str) -> str:
+    element = root.find(tag)
+    if element is None or element.text is None:
+        raise ValueError(f"wechatpy's encrypted envelope has no {tag}")
+    return element.text
+
+
 def signed_envelope(xml: str, *, corp: CorpSecrets, timestamp: int | None = None) -> tuple[str, bytes]:
     """(query string, body) of the POST WeCom makes for this plaintext event."""
     crypto = WeChatCrypto(corp.token, corp.aes_key, corp.corp_id)
@@ -64,8 +72,8 @@ def signed_envelope(xml: str, *, corp: CorpSecrets, timestamp: int | None = None
     envelope = ElementTree.fromstring(crypto.encrypt_message(xml, nonce, stamp))
     body = (f"<xml><ToUserName><![CDATA[{escape(corp.corp_id)}]]></ToUserName>"
             f"<AgentID><![CDATA[{escape(corp.agent_id)}]]></AgentID>"
-            f"<Encrypt><![CDATA[{envelope.find('Encrypt').text}]]></Encrypt></xml>").encode()
-    query = urlencode({"msg_signature": envelope.find("MsgSignature").text, "timestamp": stamp, "nonce": nonce})
+            f"<Encrypt><![CDATA[{_child_text(envelope, 'Encrypt')}]]></Encrypt></xml>").encode()
+    query = urlencode({"msg_signature": _child_text(envelope, "MsgSignature"), "timestamp": stamp, "nonce": nonce})
     return query, body
 
 
@@ -150,7 +158,7 @@ class CallbackSender:
 
     def _deliver(self, xml: str, generation: int) -> None:
         url = self.config.get("callback_url")
-        entry = {"at": time.time(), "xml": xml, "attempts": 0, "outcome": "no callback_url"}
+        entry: dict[str, Any] = {"at": time.time(), "xml": xml, "attempts": 0, "outcome": "no callback_url"}
         if url:
             for _ in range(1 + int(self.config.get("callback_retries", 3))):
                 if generation != self._generation:  # reset meanwhile: stop retrying a forgotten event

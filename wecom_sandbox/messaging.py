@@ -20,6 +20,7 @@ import hashlib
 import html
 import io
 import time
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from wecom_sandbox import addressbook, server, tables
@@ -149,7 +150,8 @@ def _multipart_file(call: Call) -> tuple[str, str, bytes]:
         b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + call.raw)
     for part in message.iter_parts():
         if part.get_param("name", header="content-disposition") == "media":
-            filename, data = part.get_filename() or "media", part.get_payload(decode=True) or b""
+            payload = part.get_payload(decode=True)  # bytes for a leaf part, None otherwise
+            filename, data = part.get_filename() or "media", payload if isinstance(payload, bytes) else b""
             _received(call, filename, data)
             return filename, part.get_content_type(), data
     _received(call, "", b"")
@@ -244,7 +246,7 @@ def _video_seconds(data: bytes) -> float | None:
     import av
 
     try:
-        with av.open(io.BytesIO(data)) as container:
+        with av.open(io.BytesIO(data), mode="r") as container:  # mode "r" is the default, and types it
             duration = container.duration
     except Exception:  # not a readable MP4: the magic-bytes check has already had its say
         return None
@@ -396,7 +398,7 @@ def _new_mass_send(call: Call, *, chat_type: str, sender: str, creator: str | No
     """A mass send waiting for its members. ``creator`` is None when the corp made it through the API:
     get_groupmsg_list_v2 then has no creator to show ("API接口创建的群发消息不返回该字段")."""
     key = "chat_id" if chat_type == "group" else "external_userid"
-    msg = {"msgid": _new_id(call, "msg"), "chat_type": chat_type, "sender": sender, "creator": creator,
+    msg: dict[str, Any] = {"msgid": _new_id(call, "msg"), "chat_type": chat_type, "sender": sender, "creator": creator,
            "create_type": 1 if creator else 0, "create_time": call.now(), "text": text or {},
            "attachments": attachments, "allow_select": allow_select, "status": MASS_WAITING, "reminds": [],
            "tasks": {userid: {"userid": userid, "status": 0} for userid, _ in targets},
@@ -530,7 +532,7 @@ def cancel_groupmsg_send(call: Call) -> dict:
 def _receive(call: Call, row: dict) -> int:
     """The status one recipient ends with when its member sends: 1, 2 (not a friend) or 3 (one a day)."""
     target = row.get("external_userid") or row.get("chat_id")
-    if "external_userid" in row and not tables.follow_active(call, row["userid"], target):
+    if "external_userid" in row and not tables.follow_active(call, row["userid"], target or ""):
         return 2
     receipts, today = call.state.table("mass_receipts"), _day(call.now())
     key = f"{target}|{today}"

@@ -360,6 +360,7 @@ LOOPBACK_NAMES = frozenset({"localhost"})
 def host_name(host: str) -> str:
     """The Host header without its port: "127.0.0.1:8900" → "127.0.0.1", "[::1]:8900" → "::1"; "" if malformed."""
     host = host.strip().lower()
+    port: str | None
     if host.startswith("["):
         name, bracket, port = host[1:].partition("]")
         if not bracket or (port and not port.startswith(":")):
