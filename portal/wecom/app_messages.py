@@ -50,6 +50,9 @@ from portal.wecom.models import AppMessageReceipt
 
 BATCH_SIZE = 1000  # message/send: "touser … 最多支持1000个"
 ALL_INVALID = 81013  # every recipient unknown or without permission
+# update_template_card with a used or expired response_code: 40058 in the sandbox (WeCom's page states the
+# rule, not the code; see wecom_sandbox/messaging.py). Other errcodes stay WeComErrors.
+RESPONSE_CODE_REFUSED = 40058
 BEIJING = ZoneInfo("Asia/Shanghai")
 # One second of margin on each window: our clock and WeCom's are not the same clock.
 WINDOW_MARGIN = 1.0
@@ -367,7 +370,7 @@ def template_card_update(*, response_code: str, userids: list[str], replace_name
     try:
         answer = wecom_call("message/update_template_card", data=data, caller="app_message:card_update")
     except WeComError as exc:
-        if exc.errcode in (40058, 40008, 41001):  # WeCom: this code is used, expired or not a card's
+        if exc.errcode == RESPONSE_CODE_REFUSED:  # used already, expired or unknown
             raise CardUpdateRefused(_("卡片已更新过或已超过 24 小时，无法再更新"), errcode=exc.errcode) from exc
         raise
     invalid = answer.get("invaliduser") or []
