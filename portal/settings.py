@@ -327,6 +327,17 @@ WECOM_MAX_ATTEMPTS = env_int("WECOM_MAX_ATTEMPTS", 5)
 WECOM_BACKOFF_SECONDS = float(env_str("WECOM_BACKOFF_SECONDS", "0.5"))
 WECOM_RATE_PER_MINUTE = env_int("WECOM_RATE_PER_MINUTE", 6000)  # per endpoint, shared by all processes
 WECOM_CALL_LOG_DAYS = env_int("WECOM_CALL_LOG_DAYS", 14)
+# App messages (portal/wecom/app_messages.py): WeCom delivers per app and member at most 30 a minute and 1,000
+# an hour (the rest silently dropped) and per app and day at most 账号上限数 (the corp's licensed seats) × 200
+# recipients. The portal keeps within them in Redis and defers the rest; receipts (who got which key) are kept
+# WECOM_APP_MESSAGE_RECEIPT_DAYS days.
+WECOM_APP_MESSAGE_PER_MEMBER_MINUTE = env_int("WECOM_APP_MESSAGE_PER_MEMBER_MINUTE", 30)
+WECOM_APP_MESSAGE_PER_MEMBER_HOUR = env_int("WECOM_APP_MESSAGE_PER_MEMBER_HOUR", 1000)
+WECOM_ACCOUNT_LIMIT = env_int("WECOM_ACCOUNT_LIMIT", 20_000)
+WECOM_APP_MESSAGE_PER_DAY = env_int("WECOM_APP_MESSAGE_PER_DAY", WECOM_ACCOUNT_LIMIT * 200)
+WECOM_APP_MESSAGE_RECEIPT_DAYS = env_int("WECOM_APP_MESSAGE_RECEIPT_DAYS", 30)
+# Where links in app messages point (the mobile page): the portal's public address as members' phones reach it.
+XIAOER_PUBLIC_URL = env_str("XIAOER_PUBLIC_URL", "http://127.0.0.1:8000")
 # Callbacks: a signed timestamp further than this from our clock is refused (a replay, or a stale retry;
 # WeCom retries within seconds). Processed events are purged after the retention; failed ones are kept
 # much longer, for a replay after a fix.

@@ -179,6 +179,7 @@ GLOBAL: dict[str, str] = {
     "portal.BeatHeartbeat": "HQ only: a single technical row, HQ admins",
     "wecom.WeComCall": "HQ only: technical log of outbound calls, HQ roles (permission)",
     "wecom.CallbackEvent": "HQ only: technical inbox of callbacks, HQ roles (permission)",
+    "wecom.AppMessageReceipt": "HQ only: technical record of who got which app message (idempotency); no admin or API",
     "wecom.SyncRun": "HQ only: technical sync and job log, HQ roles (permission)",
     "customers.TagGroup": "every scope reads: corp-wide tags, as every staff member sees them in WeCom; "
                           "only HQ edits (permission)",

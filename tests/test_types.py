@@ -1,6 +1,6 @@
 """The apps type-check: mypy with django-stubs and DRF's stubs, configured in pyproject.toml ([tool.mypy]),
-over portal, stores, customers, campaigns and materials (not tests, migrations, bench or the WeCom
-sandbox). The same check as ``make lint``, run here so CI (``make test``) runs it too.
+over portal, stores, customers, campaigns, materials and the WeCom sandbox (not tests, migrations or
+bench). The same check as ``make lint``, run here so CI (``make test``) runs it too.
 
 mypy runs in a subprocess, as ``make lint`` runs it: its Django plugin imports the settings, which need
 demo mode; the database URL is parsed there, never connected to. The incremental cache lives in

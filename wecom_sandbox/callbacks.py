@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
@@ -37,16 +38,23 @@ class CorpSecrets:
 
 
 def _xml_value(value) -> str:
+    """A field's XML: a dict nests elements, a list inside a dict repeats its element (WeCom's SelectedItems:
+    {"SelectedItem": [{"QuestionKey": "q", "OptionIds": {"OptionId": ["a", "b"]}}]}), numbers go bare."""
     if isinstance(value, dict):
-        return "".join(f"<{k}>{_xml_value(v)}</{k}>" for k, v in value.items())
+        return "".join(f"<{k}>{_xml_value(item)}</{k}>" for k, v in value.items()
+                       for item in (v if isinstance(v, list) else [v]))
     if isinstance(value, int | float):
         return str(value)
     return f"<![CDATA[{value}]]>"
 
 
-def event_xml(*, corp_id: str, event: str, change_type: str = "", create_time: int | None = None, **fields) -> str:
-    """The plaintext XML of an event, field names exactly as WeCom's documentation spells them."""
-    parts = [f"<ToUserName>{_xml_value(corp_id)}</ToUserName>", "<FromUserName><![CDATA[sys]]></FromUserName>",
+def event_xml(*, corp_id: str, event: str, change_type: str = "", create_time: int | None = None,
+              from_user: str = "sys", **fields) -> str:
+    """The plaintext XML of an event, field names exactly as WeCom's documentation spells them.
+
+    FromUserName is "sys" for the contact events, the member for a member's own action
+    (``template_card_event``: the userid who clicked)."""
+    parts = [f"<ToUserName>{_xml_value(corp_id)}</ToUserName>", f"<FromUserName>{_xml_value(from_user)}</FromUserName>",
              f"<CreateTime>{int(create_time if create_time is not None else time.time())}</CreateTime>",
              "<MsgType><![CDATA[event]]></MsgType>", f"<Event>{_xml_value(event)}</Event>"]
     if change_type:
@@ -57,6 +65,13 @@ def event_xml(*, corp_id: str, event: str, change_type: str = "", create_time: i
     return "<xml>" + "".join(parts) + "</xml>"
 
 
+def _child_text(root: ElementTree.Element, tag: str) -> str:
+    element = root.find(tag)
+    if element is None or element.text is None:
+        raise ValueError(f"wechatpy's encrypted envelope has no {tag}")
+    return element.text
+
+
 def signed_envelope(xml: str, *, corp: CorpSecrets, timestamp: int | None = None) -> tuple[str, bytes]:
     """(query string, body) of the POST WeCom makes for this plaintext event."""
     crypto = WeChatCrypto(corp.token, corp.aes_key, corp.corp_id)
@@ -64,8 +79,8 @@ def signed_envelope(xml: str, *, corp: CorpSecrets, timestamp: int | None = None
     envelope = ElementTree.fromstring(crypto.encrypt_message(xml, nonce, stamp))
     body = (f"<xml><ToUserName><![CDATA[{escape(corp.corp_id)}]]></ToUserName>"
             f"<AgentID><![CDATA[{escape(corp.agent_id)}]]></AgentID>"
-            f"<Encrypt><![CDATA[{envelope.find('Encrypt').text}]]></Encrypt></xml>").encode()
-    query = urlencode({"msg_signature": envelope.find("MsgSignature").text, "timestamp": stamp, "nonce": nonce})
+            f"<Encrypt><![CDATA[{_child_text(envelope, 'Encrypt')}]]></Encrypt></xml>").encode()
+    query = urlencode({"msg_signature": _child_text(envelope, "MsgSignature"), "timestamp": stamp, "nonce": nonce})
     return query, body
 
 
@@ -86,9 +101,9 @@ class CallbackSender:
         for n in range(max(1, concurrency)):
             threading.Thread(target=self._run, name=f"sandbox-callbacks-{n}", daemon=True).start()
 
-    def emit(self, event: str, change_type: str = "", **fields) -> str:
+    def emit(self, event: str, change_type: str = "", *, from_user: str = "sys", **fields) -> str:
         xml = event_xml(corp_id=self.corp.corp_id, event=event, change_type=change_type,
-                        create_time=int(self.clock()), **fields)
+                        create_time=int(self.clock()), from_user=from_user, **fields)
         copies = max(1, int(self.config.get("callback_duplicate", 1)))
         with self._cond:  # stats are shared by the delivery threads: counted under the lock
             self.stats["emitted"] += 1
@@ -150,7 +165,7 @@ class CallbackSender:
 
     def _deliver(self, xml: str, generation: int) -> None:
         url = self.config.get("callback_url")
-        entry = {"at": time.time(), "xml": xml, "attempts": 0, "outcome": "no callback_url"}
+        entry: dict[str, Any] = {"at": time.time(), "xml": xml, "attempts": 0, "outcome": "no callback_url"}
         if url:
             for _ in range(1 + int(self.config.get("callback_retries", 3))):
                 if generation != self._generation:  # reset meanwhile: stop retrying a forgotten event

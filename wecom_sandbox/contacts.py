@@ -97,7 +97,7 @@ def _member_or_error(call: Call, userid: str | None) -> dict:
 def _relationship_or_error(call: Call, userid: str | None, external_userid: str | None) -> dict:
     tables.customer_get_or_error(call, external_userid)
     _member_or_error(call, userid)
-    row = follow_active(call, userid, external_userid)
+    row = follow_active(call, userid or "", external_userid or "")  # both checked just above
     if row is None:
         raise ApiError(NOT_EXTERNAL_CONTACT, f"not external contact: {userid} and {external_userid}")
     return row
@@ -300,6 +300,7 @@ def corp_tag_add(call: Call) -> dict:
     if not specs or not all(isinstance(s, dict) for s in specs):
         raise ApiError(INVALID_PARAMETER, "invalid parameter, tag is required")
     names = [_name_or_error(s.get("name"), "tag") for s in specs]
+    group: dict | None
     if call.arg("group_id"):
         group = _live_group(call, call.arg("group_id"))
     else:
@@ -325,7 +326,9 @@ def corp_tag_edit(call: Call) -> dict:
     if name is not None:
         _rename_or_error(call, tag, group, _name_or_error(name, "tag"))
     if order is not None:
-        (tag or group)["order"] = _int(call, "order")
+        item = tag if tag is not None else group
+        assert item is not None  # one of them, checked above
+        item["order"] = _int(call, "order")
     return {}
 
 
@@ -338,7 +341,7 @@ def _rename_or_error(call: Call, tag: dict | None, group: dict | None, name: str
         raise ApiError(TAG_NAME_EXISTS, "invalid tag name: tag name already exists")
     if tag is not None:
         tag["name"] = name
-    else:
+    elif group is not None:
         group["group_name"] = name
 
 

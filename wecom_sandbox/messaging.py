@@ -20,6 +20,7 @@ import hashlib
 import html
 import io
 import time
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from wecom_sandbox import addressbook, server, tables
@@ -149,7 +150,8 @@ def _multipart_file(call: Call) -> tuple[str, str, bytes]:
         b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + call.raw)
     for part in message.iter_parts():
         if part.get_param("name", header="content-disposition") == "media":
-            filename, data = part.get_filename() or "media", part.get_payload(decode=True) or b""
+            payload = part.get_payload(decode=True)  # bytes for a leaf part, None otherwise
+            filename, data = part.get_filename() or "media", payload if isinstance(payload, bytes) else b""
             _received(call, filename, data)
             return filename, part.get_content_type(), data
     _received(call, "", b"")
@@ -244,7 +246,7 @@ def _video_seconds(data: bytes) -> float | None:
     import av
 
     try:
-        with av.open(io.BytesIO(data)) as container:
+        with av.open(io.BytesIO(data), mode="r") as container:  # mode "r" is the default, and types it
             duration = container.duration
     except Exception:  # not a readable MP4: the magic-bytes check has already had its say
         return None
@@ -396,7 +398,7 @@ def _new_mass_send(call: Call, *, chat_type: str, sender: str, creator: str | No
     """A mass send waiting for its members. ``creator`` is None when the corp made it through the API:
     get_groupmsg_list_v2 then has no creator to show ("API接口创建的群发消息不返回该字段")."""
     key = "chat_id" if chat_type == "group" else "external_userid"
-    msg = {"msgid": _new_id(call, "msg"), "chat_type": chat_type, "sender": sender, "creator": creator,
+    msg: dict[str, Any] = {"msgid": _new_id(call, "msg"), "chat_type": chat_type, "sender": sender, "creator": creator,
            "create_type": 1 if creator else 0, "create_time": call.now(), "text": text or {},
            "attachments": attachments, "allow_select": allow_select, "status": MASS_WAITING, "reminds": [],
            "tasks": {userid: {"userid": userid, "status": 0} for userid, _ in targets},
@@ -530,7 +532,7 @@ def cancel_groupmsg_send(call: Call) -> dict:
 def _receive(call: Call, row: dict) -> int:
     """The status one recipient ends with when its member sends: 1, 2 (not a friend) or 3 (one a day)."""
     target = row.get("external_userid") or row.get("chat_id")
-    if "external_userid" in row and not tables.follow_active(call, row["userid"], target):
+    if "external_userid" in row and not tables.follow_active(call, row["userid"], target or ""):
         return 2
     receipts, today = call.state.table("mass_receipts"), _day(call.now())
     key = f"{target}|{today}"
@@ -744,6 +746,120 @@ def moments_list(call: Call) -> dict:
 
 
 # -- app messages (message/send) ----------------------------------------------------------------------------
+# Limits (WeCom's 发送应用消息 page 90236 and its frequency-limit notes, as SDKs quote them):
+# "每应用不可超过账号上限数*200人次/天（注：若调用api一次发给1000人，算1000人次）";
+# "每应用对同一个成员不可超过30次/分钟，1000次/小时，超过部分会被丢弃不下发".
+# The windows are sliding here (sandbox choice: the strictest reading, so a portal that passes here passes
+# WeCom's fixed windows too). Over the daily cap the call fails with 45009 (sandbox choice: WeCom's page
+# names the cap, not its errcode; 45009 is its code for "over a call limit"), nobody receiving anything.
+PARTY_TAG_MAX = 100  # toparty / totag: "最多支持100个" (errcode 40058 beyond: sandbox choice)
+TEMPLATE_CARD_INTERACTIVE = ("button_interaction", "vote_interaction", "multiple_interaction")
+TASK_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-@")
+TASK_ID_MAX = 128  # "任务id，同一个应用任务id不能重复，只能由数字、字母和“_-@”组成，最长128字节"
+BUTTONS_MAX = 6  # button_interaction: "列表长度不超过6"
+# A reused task_id and a used or expired response_code: 40058 with WeCom's wording of the rule (sandbox choice:
+# the pages state the rules, not the errcodes). Note: some integrators report WeCom answering a reused
+# task_id with errcode 0 and delivering nothing; either way the portal never reuses one.
+TASK_ID_EXISTS = INVALID_PARAMETER
+RESPONSE_CODE_INVALID = INVALID_PARAMETER
+
+
+def _required(value: Any, name: str) -> Any:
+    if value in (None, "", [], {}):
+        raise ApiError(INVALID_PARAMETER, f"invalid parameter, template_card.{name} is required")
+    return value
+
+
+def _check_card_action(card: dict) -> None:
+    action = _required(card.get("card_action"), "card_action")
+    kind = int(action.get("type") or 0)
+    if kind == 1:
+        _required(action.get("url"), "card_action.url")
+    elif kind == 2:
+        _required(action.get("appid"), "card_action.appid")
+    elif kind != 0:
+        raise ApiError(INVALID_PARAMETER, "invalid parameter, template_card.card_action.type must be 0, 1 or 2")
+
+
+def _check_options(options: Any, name: str, maximum: int) -> None:
+    _required(options, name)
+    if not isinstance(options, list) or len(options) > maximum:
+        raise ApiError(INVALID_PARAMETER, f"invalid parameter, template_card.{name} has 1 to {maximum} options")
+    ids = [_required((o or {}).get("id"), f"{name}.id") for o in options]
+    for option in options:
+        _required(option.get("text"), f"{name}.text")
+    if len(set(ids)) != len(ids):
+        raise ApiError(INVALID_PARAMETER, f"invalid parameter, template_card.{name}.id must be unique")
+
+
+def _check_submit(card: dict) -> None:
+    submit = _required(card.get("submit_button"), "submit_button")
+    _required(submit.get("text"), "submit_button.text")
+    _required(submit.get("key"), "submit_button.key")
+
+
+def _check_buttons(card: dict) -> None:
+    buttons = _required(card.get("button_list"), "button_list")
+    if not isinstance(buttons, list) or len(buttons) > BUTTONS_MAX:
+        raise ApiError(INVALID_PARAMETER, f"invalid parameter, template_card.button_list has 1 to {BUTTONS_MAX} "
+                       "buttons")
+    keys = []
+    for button in buttons:
+        _required((button or {}).get("text"), "button_list.text")
+        if int(button.get("type") or 0) == 1:  # "1 代表跳转url"
+            _required(button.get("url"), "button_list.url")
+        else:  # "button_list.type是0时必填": the key comes back as the callback's EventKey
+            keys.append(_required(button.get("key"), "button_list.key"))
+    if len(set(keys)) != len(keys):
+        raise ApiError(INVALID_PARAMETER, "invalid parameter, template_card.button_list.key must be unique")
+
+
+def _check_task_id(call: Call, card: dict) -> None:
+    task_id = str(_required(card.get("task_id"), "task_id"))
+    if len(task_id.encode()) > TASK_ID_MAX or not set(task_id) <= TASK_ID_CHARS:
+        raise ApiError(INVALID_PARAMETER, "invalid parameter, template_card.task_id: digits, letters and _-@, "
+                       f"at most {TASK_ID_MAX} bytes")
+    if task_id in call.state.table("card_tasks"):
+        raise ApiError(TASK_ID_EXISTS, f"invalid parameter, template_card.task_id {task_id} already exists: "
+                       "a task_id is unique per app")
+
+
+def _check_template_card(call: Call, card: dict) -> None:
+    """WeCom's required fields per card_type (page 90236, 模板卡片消息)."""
+    card_type = card.get("card_type")
+    if card_type not in TEMPLATE_CARD_TYPES:
+        raise ApiError(INVALID_CARD_TYPE, f"invalid template_card.card_type: {card_type!r}")
+    main_title = card.get("main_title") or {}
+    if card_type in ("text_notice", "news_notice"):
+        if not main_title.get("title") and not card.get("sub_title_text"):
+            raise ApiError(INVALID_PARAMETER, "invalid parameter, main_title.title or sub_title_text is required")
+        _check_card_action(card)
+        if card.get("action_menu"):  # a notice with an action menu calls back too: it needs a task_id
+            _check_task_id(call, card)
+        return
+    _required(main_title.get("title"), "main_title.title")
+    if card_type == "button_interaction":
+        _check_buttons(card)
+    elif card_type == "vote_interaction":
+        checkbox = _required(card.get("checkbox"), "checkbox")
+        _required(checkbox.get("question_key"), "checkbox.question_key")
+        _check_options(checkbox.get("option_list"), "checkbox.option_list", 20)
+        _check_submit(card)
+    else:  # multiple_interaction
+        selects = _required(card.get("select_list"), "select_list")
+        if not isinstance(selects, list) or len(selects) > 3:
+            raise ApiError(INVALID_PARAMETER, "invalid parameter, template_card.select_list has 1 to 3 items")
+        for select in selects:
+            _required((select or {}).get("question_key"), "select_list.question_key")
+            _check_options(select.get("option_list"), "select_list.option_list", 10)
+        _check_submit(card)
+    _check_task_id(call, card)
+
+
+def _card_calls_back(card: dict) -> bool:
+    return card.get("card_type") in TEMPLATE_CARD_INTERACTIVE or bool(card.get("action_menu"))
+
+
 def _check_app_message(call: Call, msgtype: str, content: dict) -> None:
     if msgtype == "text" and not content.get("content"):
         raise ApiError(EMPTY_TEXT, "empty content")
@@ -759,8 +875,8 @@ def _check_app_message(call: Call, msgtype: str, content: dict) -> None:
     if msgtype == "mpnews":
         for article in articles:
             media_valid(call, article.get("thumb_media_id"), ("image",))
-    if msgtype == "template_card" and content.get("card_type") not in TEMPLATE_CARD_TYPES:
-        raise ApiError(INVALID_CARD_TYPE, f"invalid template_card.card_type: {content.get('card_type')!r}")
+    if msgtype == "template_card":
+        _check_template_card(call, content)
 
 
 def _app_recipients(call: Call) -> tuple[list[str], dict[str, str]]:
@@ -773,6 +889,9 @@ def _app_recipients(call: Call) -> tuple[list[str], dict[str, str]]:
     users, parties, tags = split("touser"), split("toparty"), split("totag")
     if len(users) > 1000:
         raise ApiError(USERID_LIST_TOO_LONG, "invalid userid list size: at most 1000")
+    for name, values in (("toparty", parties), ("totag", tags)):
+        if len(values) > PARTY_TAG_MAX:
+            raise ApiError(INVALID_PARAMETER, f"invalid parameter, {name}: at most {PARTY_TAG_MAX}")
     reached = set(members) if "@all" in users else {u for u in users if u in members}
     known_parties = {p for p in parties if p in addressbook.departments(call)}
     reached |= {u for u, m in members.items() if {str(d) for d in m["department"]} & known_parties}
@@ -780,6 +899,46 @@ def _app_recipients(call: Call) -> tuple[list[str], dict[str, str]]:
                "invalidparty": "|".join(p for p in parties if p not in known_parties),
                "invalidtag": "|".join(tags), "unlicenseduser": ""}  # the sandbox has no address-book tags
     return sorted(reached), invalid
+
+
+def app_message_daily_cap(call: Call) -> int:
+    """账号上限数 × 200 recipients a (Beijing) day, or the configured app_message_per_day."""
+    return _config(call, "app_message_per_day", 0) or _config(call, "account_limit", 20_000) * 200
+
+
+def _daily_cap_check(call: Call, recipients: int) -> None:
+    days, today = call.state.table("app_message_days"), str(_day(call.now()))
+    for old in [d for d in days if d != today]:
+        del days[old]
+    cap = app_message_daily_cap(call)
+    if days.get(today, 0) + recipients > cap:
+        raise ApiError(RATE_LIMITED, f"api freq out of limit: message/send, at most {cap} recipients a day per app "
+                       f"({days.get(today, 0)} today)")
+    days[today] = days.get(today, 0) + recipients
+
+
+def _deliver_within_limits(call: Call, reached: list[str]) -> tuple[list[str], list[str]]:
+    """(delivered, dropped): a member past 30 in the last minute or 1,000 in the last hour gets nothing."""
+    per_minute = _config(call, "app_message_per_member_minute", 30)
+    per_hour = _config(call, "app_message_per_member_hour", 1000)
+    stamps, now = call.state.table("app_message_deliveries"), call.now()
+    delivered, dropped = [], []
+    for userid in reached:
+        recent = [at for at in stamps.get(userid, []) if at > now - 3600]
+        if sum(1 for at in recent if at > now - 60) >= per_minute or len(recent) >= per_hour:
+            dropped.append(userid)
+        else:
+            recent.append(now)
+            delivered.append(userid)
+        stamps[userid] = recent
+    return delivered, dropped
+
+
+def _response_code_new(call: Call, *, msgid: str, userid: str = "") -> str:
+    code = _new_id(call, "sbxrc", 40)
+    call.state.table("card_codes")[code] = {"msgid": msgid, "userid": userid, "created_at": call.now(),
+                                            "used_at": None}
+    return code
 
 
 @endpoint("message/send")
@@ -794,18 +953,111 @@ def message_send(call: Call) -> dict:
     reached, invalid = _app_recipients(call)
     if not reached:
         raise ApiError(ALL_RECIPIENTS_INVALID, "user & party & tag all invalid")
+    _daily_cap_check(call, len(reached))
+    delivered, dropped = _deliver_within_limits(call, reached)
     msgid = _new_id(call, "sbxmsg", 40)
-    call.state.table("app_messages")[msgid] = {"msgid": msgid, "msgtype": msgtype, msgtype: content,
-                                               "touser": reached, "sent_at": call.now(), **invalid}
-    return {**invalid, "msgid": msgid}
+    row: dict[str, Any] = {"msgid": msgid, "msgtype": msgtype, msgtype: content, "touser": delivered,
+                           "dropped": dropped, "sent_at": call.now(), **invalid}
+    answer: dict[str, Any] = {**invalid, "msgid": msgid}
+    if msgtype == "template_card" and _card_calls_back(content):
+        row["task_id"] = str(content.get("task_id") or "")
+        row["cards"] = {}  # userid → what update_template_card changed on that member's card
+        if row["task_id"]:
+            call.state.table("card_tasks")[row["task_id"]] = msgid
+        answer["response_code"] = _response_code_new(call, msgid=msgid)
+    call.state.table("app_messages")[msgid] = row
+    return answer
+
+
+def _card_message(call: Call, *, msgid: str | None, task_id: str | None) -> dict:
+    messages = call.state.table("app_messages")
+    if not msgid and task_id:
+        msgid = call.state.table("card_tasks").get(task_id)
+    row = messages.get(msgid or "")
+    if row is None or "cards" not in row:
+        raise ApiError(INVALID_MSGID, f"no interactive template card with msgid {msgid!r} / task_id {task_id!r}")
+    return row
+
+
+@endpoint("message/update_template_card")
+def update_template_card(call: Call) -> dict:
+    """Update a card with a response_code: the send's (everyone's card) or a click's; each code once, within
+    template_card_code_seconds (24 h). ``button.replace_name`` greys the button out with that text; a whole
+    ``template_card`` replaces the card."""
+    if str(call.arg("agentid", "")) != call.sandbox.corp.agent_id:
+        raise ApiError(INVALID_AGENTID, f"invalid agentid: {call.arg('agentid')}")
+    code = call.arg("response_code")
+    if not code:
+        raise ApiError(INVALID_PARAMETER, "invalid parameter, response_code is required")
+    row = call.state.table("card_codes").get(code)
+    if row is None:
+        raise ApiError(RESPONSE_CODE_INVALID, "invalid response_code")
+    if row["used_at"] is not None:
+        raise ApiError(RESPONSE_CODE_INVALID, "invalid response_code: a response_code updates a card once")
+    if call.now() > row["created_at"] + _config(call, "template_card_code_seconds", 86_400):
+        raise ApiError(RESPONSE_CODE_INVALID, "invalid response_code: expired")
+    button, card = call.arg("button") or {}, call.arg("template_card") or {}
+    if not button.get("replace_name") and not card:
+        raise ApiError(INVALID_PARAMETER, "invalid parameter, button.replace_name or template_card is required")
+    if card and card.get("card_type") not in TEMPLATE_CARD_TYPES:
+        raise ApiError(INVALID_CARD_TYPE, f"invalid template_card.card_type: {card.get('card_type')!r}")
+    message = call.state.table("app_messages")[row["msgid"]]
+    userids = [str(u) for u in call.arg("userids") or []]
+    if len(userids) > 1000:
+        raise ApiError(USERID_LIST_TOO_LONG, "invalid userid list size: at most 1000")
+    atall = int(call.arg("atall") or 0) == 1
+    if not userids and not atall:
+        raise ApiError(INVALID_PARAMETER, "invalid parameter, userids, partyids, tagids or atall is required")
+    row["used_at"] = call.now()
+    targets = list(message["touser"]) if atall else [u for u in userids if u in message["touser"]]
+    for userid in targets:
+        message["cards"][userid] = {"updated_at": call.now(), "button": button, "template_card": card}
+    return {"invaliduser": [u for u in userids if u not in message["touser"]]}
+
+
+@control("app_messages/click")
+def app_message_click(call: Call) -> dict:
+    """A member clicks a card's button (or submits a vote / multiple choice) in WeCom: {"userid", "msgid" or
+    "task_id", "key", "selected_items": {question_key: [option ids]}}. WeCom answers with a template_card_event
+    callback carrying a fresh ResponseCode for this click."""
+    userid = call.arg("userid", required=True)
+    message = _card_message(call, msgid=call.arg("msgid"), task_id=call.arg("task_id"))
+    if userid not in message["touser"]:
+        raise ApiError(INVALID_USERID, f"{userid} did not receive this card (not a recipient, or dropped)")
+    card = message["template_card"]
+    updated = message["cards"].get(userid)
+    if updated and updated["button"].get("replace_name"):
+        raise ApiError(INVALID_PARAMETER, f"the card's buttons were replaced by {updated['button']['replace_name']!r}: "
+                       "nothing to click")
+    key = call.arg("key", required=True)
+    keys = [b.get("key") for b in card.get("button_list") or [] if int(b.get("type") or 0) == 0]
+    keys += [(card.get("submit_button") or {}).get("key")]
+    keys += [m.get("key") for m in (card.get("action_menu") or {}).get("action_list") or []]
+    if key not in keys:
+        raise ApiError(INVALID_PARAMETER, f"the card has no button with key {key!r}")
+    response_code = _response_code_new(call, msgid=message["msgid"], userid=userid)
+    fields: dict[str, Any] = {"EventKey": key, "TaskId": message["task_id"], "CardType": card["card_type"],
+                              "ResponseCode": response_code, "AgentID": int(call.sandbox.corp.agent_id)}
+    selected = call.arg("selected_items") or {}
+    if selected:
+        fields["SelectedItems"] = {"SelectedItem": [{"QuestionKey": question, "OptionIds": {"OptionId": list(ids)}}
+                                                    for question, ids in selected.items()]}
+    call.emit("template_card_event", from_user=userid, **fields)
+    return {"response_code": response_code, "event": fields}
 
 
 @control("app_messages", methods=("GET",))
 def app_messages_list(call: Call) -> dict:
-    """What members received from the app: ?userid= narrows it to one member."""
+    """What members received from the app (?userid= narrows it to one member), and what WeCom silently
+    dropped (``dropped``: {msgid, userid, at}, over a member's 30 a minute or 1,000 an hour)."""
     userid = call.query.get("userid")
-    rows = [m for m in call.state.table("app_messages").values() if not userid or userid in m["touser"]]
-    return {"app_messages": sorted(rows, key=lambda m: m["sent_at"])}
+    rows = sorted(call.state.table("app_messages").values(), key=lambda m: m["sent_at"])
+    received = [m for m in rows if not userid or userid in m["touser"]]
+    dropped = [{"msgid": m["msgid"], "userid": u, "at": m["sent_at"]} for m in rows for u in m.get("dropped", [])
+               if not userid or u == userid]
+    today = call.state.table("app_message_days").get(str(_day(call.now())), 0)
+    return {"app_messages": received, "dropped": dropped,
+            "today": {"recipients": today, "cap": app_message_daily_cap(call)}}
 
 
 # -- OAuth for the mobile page ------------------------------------------------------------------------------

@@ -127,9 +127,9 @@ class Call:
     def now(self) -> int:
         return self.state.now_int()
 
-    def emit(self, event: str, change_type: str = "", **fields) -> None:
+    def emit(self, event: str, change_type: str = "", *, from_user: str = "sys", **fields) -> None:
         """Fire a callback at the portal (after this request's changes are in the state)."""
-        self.sandbox.callbacks.emit(event, change_type, **fields)
+        self.sandbox.callbacks.emit(event, change_type, from_user=from_user, **fields)
 
     def arg(self, name: str, default: Any = None, *, required: bool = False) -> Any:
         """A parameter from the JSON body, else the query string."""
@@ -224,11 +224,15 @@ class Sandbox:
         return {"errcode": 0, "errmsg": "ok", **result}
 
     def _inject_fault(self, path: str) -> None:
-        """Faults the tests asked for: an errcode, an HTTP status or a delay, a given number of times."""
+        """Faults the tests asked for: an errcode, an HTTP status or a delay, a given number of times, after
+        ``after`` calls of the endpoint have passed untouched (a fault in the middle of a batch)."""
         with self.state.lock:
             faults = self.state.config.setdefault("faults", [])
             fault = next((f for f in faults if f.get("endpoint") in (path, "*") and f.get("times", 1) > 0), None)
             if fault is None:
+                return
+            if int(fault.get("after") or 0) > 0:
+                fault["after"] = int(fault["after"]) - 1
                 return
             fault["times"] = fault.get("times", 1) - 1
             if fault["times"] <= 0:
@@ -309,7 +313,7 @@ def config_update(call: Call) -> dict:
 
 @control("faults")
 def fault_add(call: Call) -> dict:
-    """{"endpoint": "user/list" | "*", "errcode": 45009 | "http_status": 500 | "delay": 3, "times": 2}"""
+    """{"endpoint": "user/list" | "*", "errcode": 45009 | "http_status": 500 | "delay": 3, "times": 2, "after": 1}"""
     call.state.config.setdefault("faults", []).append({"times": 1, **call.body})
     return {"faults": call.state.config["faults"]}
 
@@ -360,6 +364,7 @@ LOOPBACK_NAMES = frozenset({"localhost"})
 def host_name(host: str) -> str:
     """The Host header without its port: "127.0.0.1:8900" → "127.0.0.1", "[::1]:8900" → "::1"; "" if malformed."""
     host = host.strip().lower()
+    port: str | None
     if host.startswith("["):
         name, bracket, port = host[1:].partition("]")
         if not bracket or (port and not port.startswith(":")):

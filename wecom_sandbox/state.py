@@ -25,6 +25,17 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "callback_duplicate": 1,  # deliver every callback this many times
     "callback_hold": False,  # keep callbacks queued until /sandbox/callbacks/release (to reorder them)
     "customer_limit": 5_000,  # external contacts per member
+    # App messages (message/send, messaging.py). Per app and member WeCom delivers at most 30 a minute and
+    # 1,000 an hour and silently drops the rest; per app and day at most 账号上限数 × 200 人次 (recipients
+    # counted per call). account_limit is the corp's licensed seats (sandbox choice: 20,000);
+    # app_message_per_day 0 means account_limit × 200.
+    "app_message_per_member_minute": 30,
+    "app_message_per_member_hour": 1_000,
+    "account_limit": 20_000,
+    "app_message_per_day": 0,
+    # A template card's response_code updates it once (message/update_template_card), within this many
+    # seconds: 24 h per WECOM.md and the issue; WeCom's page 94945 (2025-07) says 72 h.
+    "template_card_code_seconds": 86_400,
 }
 
 _ALPHABET = string.ascii_letters + string.digits

@@ -12,6 +12,7 @@ class WeComConfig(AppConfig):
 
         from portal.dashboard import Panel, panel_register
         from portal.schedules import Schedule, schedule_register
+        from portal.wecom import app_messages  # noqa: F401  (registers the template_card_event handler)
         from portal.wecom.dashboard import wecom_panel
 
         panel_register(Panel(key="wecom", title=_("企业微信"), order=20, build=wecom_panel))
@@ -21,6 +22,9 @@ class WeComConfig(AppConfig):
                                    crontab="17 3 * * *", description=str(_("清理过期的企业微信调用记录"))))
         schedule_register(Schedule(name="wecom.callbacks_purge", task="portal.wecom.tasks.callbacks_purge_task",
                                    crontab="37 3 * * *", description=str(_("清理保留期已过的企业微信回调事件"))))
+        schedule_register(Schedule(name="wecom.app_message_receipts_purge",
+                                   task="portal.wecom.tasks.app_message_receipts_purge_task",
+                                   crontab="47 3 * * *", description=str(_("清理保留期已过的应用消息回执"))))
         # A Celery worker replaces the root logger's handlers with its own: they get the redacting filter too.
         celery_signals.after_setup_logger.connect(_redact_celery_logs, weak=False)
         celery_signals.after_setup_task_logger.connect(_redact_celery_logs, weak=False)

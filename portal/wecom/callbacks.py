@@ -114,10 +114,20 @@ def event_parse(xml_text: str) -> dict[str, str]:
 
 
 def _element_value(element):
+    """Text for a leaf; a dict for nested elements, a repeated child becoming a list of its values
+    (template_card_event's SelectedItems: several SelectedItem, each with several OptionId)."""
     children = list(element)
     if not children:
         return (element.text or "").strip()
-    return {child.tag: _element_value(child) for child in children}
+    value: dict = {}
+    for child in children:
+        item = _element_value(child)
+        if child.tag in value:
+            existing = value[child.tag]
+            value[child.tag] = (existing if isinstance(existing, list) else [existing]) + [item]
+        else:
+            value[child.tag] = item
+    return value
 
 
 def event_dedupe_key(fields: dict) -> str:

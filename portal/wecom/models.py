@@ -85,3 +85,28 @@ class SyncRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class AppMessageReceipt(models.Model):
+    """A caller's key sent to one member as an app message: at most once (unique key + userid).
+
+    A table, not a Redis key: a notification twice is what members complain about, and this promise must
+    survive a Redis flush or failover (Redis holds only the rate budget, which a loss merely resets, as
+    WeCom's own windows would have long passed). One INSERT … ON CONFLICT DO NOTHING claims a whole batch
+    of 1,000. Kept WECOM_APP_MESSAGE_RECEIPT_DAYS days.
+    """
+
+    key = models.CharField(_("幂等键"), max_length=128)
+    userid = models.CharField(_("成员账号"), max_length=64)
+    purpose = models.CharField(_("用途"), max_length=64, blank=True)
+    msgid = models.CharField(_("消息ID"), max_length=128, blank=True)
+    response_code = models.CharField(_("卡片更新码"), max_length=128, blank=True)
+    sent_at = models.DateTimeField(_("发送时间"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("应用消息回执")
+        verbose_name_plural = _("应用消息回执")
+        constraints = [models.UniqueConstraint(fields=["key", "userid"], name="appmessagereceipt_once")]
+
+    def __str__(self) -> str:
+        return f"{self.key} → {self.userid}"

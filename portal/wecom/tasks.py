@@ -38,3 +38,12 @@ def callbacks_purge_task() -> int:
 
     return callback_events_purge(processed_days=settings.WECOM_CALLBACK_RETENTION_DAYS,
                                  failed_days=settings.WECOM_CALLBACK_FAILED_RETENTION_DAYS)
+
+
+@xiaoer_task()
+def app_message_receipts_purge_task() -> int:
+    from portal.wecom.models import AppMessageReceipt
+
+    cutoff = timezone.now() - timedelta(days=settings.WECOM_APP_MESSAGE_RECEIPT_DAYS)
+    deleted, _ = AppMessageReceipt.objects.filter(sent_at__lt=cutoff).delete()
+    return deleted

@@ -212,6 +212,7 @@ HQ_ONLY_MODELS: dict[str, str] = {
     "portal.BeatHeartbeat": "a single technical row, HQ admins only",
     "wecom.WeComCall": "technical log of outbound calls, HQ roles only",
     "wecom.CallbackEvent": "technical inbox of callbacks, HQ roles only",
+    "wecom.AppMessageReceipt": "technical record of who got which app message (idempotency), HQ roles only",
     "wecom.SyncRun": "technical sync and job log, HQ roles only",
     "auth.Group": "role groups are kept by role_groups_sync; superusers only",
     "auth.Permission": "permissions are granted through roles; superusers only",
