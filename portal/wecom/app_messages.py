@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import connection
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from portal.errors import DomainError
 from portal.registry import registry_add
@@ -115,7 +116,7 @@ def app_message_text(*, content: str) -> AppMessage:
 
 def app_message_textcard(*, title: str, description: str, url: str, btntxt: str = "") -> AppMessage:
     """A text card: title, description (WeCom renders a few HTML classes), a link, its button's text."""
-    body = {"title": _required(title, _("标题")), "description": description or title,
+    body = {"title": _required(title, pgettext("a missing part", "标题")), "description": description or title,
             "url": mobile_url(_required(url, _("链接")))}
     if btntxt:
         body["btntxt"] = btntxt
@@ -127,7 +128,7 @@ def app_message_card_buttons(*, title: str, description: str, task_id: str, butt
     """A button_interaction template card: tapping the card opens ``url`` (the mobile page), tapping a button
     calls back (template_card_event with that button's key). ``task_id`` must be unique for the app, for
     ever: build it from ids (``task-42-store-7``)."""
-    _required(title, _("标题"))
+    _required(title, pgettext("a missing part", "标题"))
     if not task_id or len(task_id.encode()) > TASK_ID_MAX or not set(task_id) <= TASK_ID_CHARS:
         raise AppMessageInvalid(_("卡片任务ID只能由字母、数字和 _-@ 组成，最长 128 个字符"))
     if not 1 <= len(buttons) <= BUTTONS_MAX:
