@@ -1058,6 +1058,30 @@ def probe_mobile_material_page(ctx: Ctx) -> None:
             "mobile material: the page for another scope's customer differs from the one for a missing customer"
 
 
+def probe_mobile_task(name: str, method: str = "get", data: dict | None = None) -> Callable[[Ctx], None]:
+    """Another store's (or, for store staff, a colleague's) assignment on the task page or any of its actions:
+    as for a missing id, and the assignment, its ticks, photos, follow-ups and events unchanged."""
+
+    def probe(ctx: Ctx) -> None:
+        from campaigns.models import Assignment, AssignmentEvent, ChecklistTick, Evidence, FollowUp
+
+        for assignment in ctx.hidden_rows(Assignment):
+            with unchanged([assignment], f"mobile {name}"), \
+                    nothing_new(AssignmentEvent, ChecklistTick, Evidence, FollowUp, what=f"mobile {name}"):
+                ctx.assert_like_missing(method, lambda pk: reverse(f"mobile:{name}", args=[pk]), assignment,
+                                        f"mobile {name}", data=data)
+
+    return probe
+
+
+def probe_mobile_task_evidence(ctx: Ctx) -> None:
+    from campaigns.models import Evidence
+
+    for evidence in ctx.hidden_rows(Evidence):
+        ctx.assert_like_missing("get", lambda pk: reverse("mobile:task_evidence", args=[pk]), evidence,
+                                "mobile task photo")
+
+
 MOBILE_VIEWS: dict[str, Surface] = {
     "home": Surface(probe_mobile_home, "no other scope's stores or colleagues"),
     "login": Surface(probe_mobile_login, "sign-in leads to a page with nothing of another scope"),
@@ -1078,6 +1102,20 @@ MOBILE_VIEWS: dict[str, Surface] = {
                                   "another scope's thumbnail: as missing"),
     "material_used": Surface(probe_mobile_material("material_used", "post", {"action": "copy"}),
                              "reporting use of another scope's material: as missing, nothing recorded"),
+    "task": Surface(probe_mobile_task("task"), "another store's assignment's page: as missing"),
+    "task_confirm": Surface(probe_mobile_task("task_confirm", "post"), "confirming another store's work: as "
+                                                                        "missing, nothing changes"),
+    "task_done": Surface(probe_mobile_task("task_done", "post"), "finishing another store's work: as missing"),
+    "task_tick": Surface(probe_mobile_task("task_tick", "post", {"item": "1", "ticked": "1"}),
+                         "ticking another store's checklist: as missing, no tick"),
+    "task_photo": Surface(probe_mobile_task("task_photo", "post"), "a photo for another store's work: as missing, "
+                                                                    "nothing stored"),
+    "task_followup": Surface(probe_mobile_task("task_followup", "post", {"customer": "1", "outcome": "reached"}),
+                             "a follow-up on another store's work: as missing, nothing recorded"),
+    "task_nudge": Surface(probe_mobile_task("task_nudge", "post"), "nudging another store's staff: as missing"),
+    "task_excuse": Surface(probe_mobile_task("task_excuse", "post", {"reason": "leave"}),
+                           "excusing another store's staff: as missing, nothing changes"),
+    "task_evidence": Surface(probe_mobile_task_evidence, "another store's photo: as missing"),
 }
 
 

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 
+from campaigns.mobile.selectors import my_open_assignments, store_tasks_progress
 from portal.wecom.gateway import WeComError
 from portal.wecom.oauth import OAuthFailed, oauth_authorize_url, oauth_userid
 from stores.access.services import user_for_wecom_member
@@ -20,8 +21,11 @@ OAUTH_SESSION_KEY = "wecom_oauth"
 
 @login_required
 def home(request):
+    """Today's and overdue work first; a store manager also sees the store's tasks with their progress."""
     org = org_in_scope(viewer=request.user)
-    return render(request, "mobile/home.html", {"scope": org.scope, "stores": org.stores, "staff": org.staff})
+    return render(request, "mobile/home.html", {"scope": org.scope, "stores": org.stores, "staff": org.staff,
+                                                "my_tasks": my_open_assignments(viewer=request.user),
+                                                "store_tasks": store_tasks_progress(viewer=request.user)})
 
 
 @login_required

@@ -989,3 +989,52 @@ __all__ = [
     "task_plan_validate", "task_recurrence_instance_create", "task_schedule", "task_update", "tasks_beat_run",
     "tasks_redispatch_open",
 ]
+
+
+# -- nudges: a store manager's 催一下 on the mobile page ------------------------------------------------------
+NUDGE_QUIET_MINUTES = 10  # a second nudge of the same work within this is the same nudge (a double tap)
+Nudger = Callable[..., bool]
+ASSIGNMENT_NUDGERS: dict[str, Nudger] = {}
+
+
+def assignment_nudger_register(*, name: str, nudger: Nudger) -> None:
+    """The WeCom notifier plugs in here: ``nudger(assignment_id=…, by_id=…) -> bool``, True when it has queued
+    a message to the member (it sends after commit, through the gateway). Without one a nudge is recorded only."""
+    registry_add(ASSIGNMENT_NUDGERS, name, nudger, what="assignment nudger")
+
+
+@dataclass(frozen=True)
+class NudgeResult:
+    recorded: bool  # False: the same work was nudged within NUDGE_QUIET_MINUTES (nothing new recorded)
+    sent: bool  # a registered nudger queued a WeCom message
+
+
+def assignment_nudge(*, assignment: Assignment, by) -> NudgeResult:
+    """A supervisor (the store manager or above) reminds the executor of open work. Recorded (audit
+    ``assignment.nudge``) at most once per NUDGE_QUIET_MINUTES; the registered nudgers send the message."""
+    from portal.models import AuditEvent
+
+    with transaction.atomic():
+        current = _assignment_for(assignment=assignment, by=by)  # locked: two taps at once nudge once
+        if _role(by) not in SUPERVISORS:
+            raise AssignmentRefused(_("只有店长或上级可以催办"))
+        if current.status not in OPEN_STATUSES:
+            raise AssignmentRefused(_("这条任务当前是“%(status)s”，无需催办")
+                                    % {"status": current.get_status_display()})
+        since = timezone.now() - timedelta(minutes=NUDGE_QUIET_MINUTES)
+        if AuditEvent.objects.filter(action="assignment.nudge", target_type="campaigns.Assignment",
+                                     target_ids__contains=[current.pk], at__gte=since).exists():
+            return NudgeResult(recorded=False, sent=False)
+        audit_record(action="assignment.nudge", target_type="campaigns.Assignment", target_ids=[current.pk], by=by,
+                     detail={"staff_id": current.staff_id, "store_id": current.store_id})
+        sent = False
+        for nudger in ASSIGNMENT_NUDGERS.values():
+            sent = bool(nudger(assignment_id=current.pk, by_id=getattr(by, "pk", None))) or sent
+    return NudgeResult(recorded=True, sent=sent)
+
+
+def assignment_nudges_count(*, assignment: Assignment) -> int:
+    from portal.models import AuditEvent
+
+    return AuditEvent.objects.filter(action="assignment.nudge", target_type="campaigns.Assignment",
+                                     target_ids__contains=[assignment.pk]).count()
