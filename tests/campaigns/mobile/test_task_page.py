@@ -436,3 +436,57 @@ def test_overdue_marked_work_still_shows_its_page(client, staff_of_a, display_ta
     assignments_overdue_mark(now=display_task.deadline + timedelta(minutes=1))
     client.force_login(staff_of_a)
     assert "已逾期" in page(client, mine(display_task, org.guide_a))
+
+
+def test_the_task_page_reads_in_english_too(client, staff_of_a, display_task, org):
+    client.force_login(staff_of_a)
+    url = reverse("mobile:task", args=[mine(display_task, org.guide_a).pk])
+    body = client.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Checklist" in body and "Got it" in body and "(photo required)" in body
+
+
+# -- follow-up lists --------------------------------------------------------------------------------------
+@pytest.fixture
+def followup_task(hq_operator, org):
+    from customers.models import Segment
+    from tests.factories import CustomerFactory
+
+    CustomerFactory(name="陈女士", staff=org.guide_a, store=org.store_a)
+    CustomerFactory(name="别人的客户", staff=org.manager_a, store=org.store_a)
+    segment = Segment.objects.create(name="徐汇老客", created_by=hq_operator, rule={"stores": [org.store_a.pk]})
+    return task_dispatched(by=hq_operator, stores=[org.store_a], kind="follow_up", executor="staff",
+                           segment=segment, title="老客回访")
+
+
+def test_a_guide_sees_only_their_own_customers_and_records_an_outcome(client, staff_of_a, followup_task, org):
+    from campaigns.tasks.models import FollowUp
+    from customers.models import Customer
+
+    assignment = mine(followup_task, org.guide_a)
+    client.force_login(staff_of_a)
+    text = page(client, assignment)
+    assert "陈女士" in text and "别人的客户" not in text
+    customer = Customer.objects.get(name="陈女士")
+    response = post(client, "task_followup", assignment, {"customer": customer.pk, "outcome": "visit_booked"})
+    assert "已记录跟进结果" in response.content.decode()
+    assert FollowUp.objects.get(assignment=assignment).outcome == "visit_booked"
+
+
+def test_a_colleagues_customer_is_refused_as_a_follow_up(client, staff_of_a, followup_task, org):
+    from campaigns.tasks.models import FollowUp
+    from customers.models import Customer
+
+    client.force_login(staff_of_a)
+    response = post(client, "task_followup", mine(followup_task, org.guide_a),
+                    {"customer": Customer.objects.get(name="别人的客户").pk, "outcome": "reached"})
+    assert "这位客户不在你的跟进名单里" in response.content.decode()
+    assert not FollowUp.objects.exists()
+
+
+def test_an_unknown_outcome_is_refused(client, staff_of_a, followup_task, org):
+    from customers.models import Customer
+
+    client.force_login(staff_of_a)
+    response = post(client, "task_followup", mine(followup_task, org.guide_a),
+                    {"customer": Customer.objects.get(name="陈女士").pk, "outcome": "married"})
+    assert "跟进结果不对" in response.content.decode()
