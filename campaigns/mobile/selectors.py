@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
@@ -32,7 +33,7 @@ from campaigns.tasks.models import (
     TaskStatus,
 )
 from campaigns.tasks.selectors import assignment_text, deadline_text, followup_customers
-from stores.access.scoping import ScopeKind, region_ids_with_descendants, user_scope
+from stores.access.scoping import ScopeKind, user_scope
 
 HOME_LIMIT = 30
 STORE_TASKS_LIMIT = 20
@@ -211,12 +212,15 @@ def task_page(*, viewer, assignment: Assignment, now: datetime | None = None) ->
     scope = user_scope(viewer)
     items = list(ChecklistItem.objects.filter(task_id=task.pk).order_by("order", "pk"))
     ticked = set(ChecklistTick.objects.filter(assignment=assignment).values_list("item_id", flat=True))
-    photos = list(Evidence.objects.for_user(viewer).filter(assignment=assignment).order_by("at", "pk"))
+    # ``assignment`` was read through the viewer's scope: its photos, and the other work of its store task (the
+    # same store), are in that scope too (AssignmentPartQuerySet's rule), so they are read without re-scoping.
+    photos = list(Evidence.objects.filter(assignment=assignment).order_by("at", "pk"))
     by_item: dict[int | None, list[Evidence]] = {}
     for photo in photos:
         by_item.setdefault(photo.item_id, []).append(photo)
-    material_ids = TaskMaterial.objects.filter(task_id=task.pk).values("material_id")
-    materials = list(materials_usable(viewer=viewer).filter(pk__in=material_ids).order_by("title"))
+    material_ids = list(TaskMaterial.objects.filter(task_id=task.pk).values_list("material_id", flat=True))
+    materials = list(materials_usable(viewer=viewer).filter(pk__in=material_ids).order_by("title")) \
+        if material_ids else []
     followups: list[FollowUpRow] = []
     if task.kind == TaskKind.FOLLOW_UP and assignment.staff_id:
         outcomes = {f.customer_id: f for f in FollowUp.objects.filter(assignment=assignment)}
@@ -228,7 +232,7 @@ def task_page(*, viewer, assignment: Assignment, now: datetime | None = None) ->
     supervises = viewer_supervises(viewer)
     team: list[TeamRow] = []
     if supervises and task.executor == "staff":
-        for row in (Assignment.objects.for_user(viewer).filter(store_task_id=assignment.store_task_id)
+        for row in (Assignment.objects.filter(store_task_id=assignment.store_task_id)
                     .select_related("staff").order_by("staff__name", "pk")):
             team.append(TeamRow(assignment=row, name=row.staff.name if row.staff else _("门店整体"),
                                 may_act=row.status in OPEN_STATUSES))
@@ -261,50 +265,72 @@ def _events(assignment: Assignment) -> list[EventRow]:
 
 
 RANKING_SQL = """
-WITH per_store AS (
+WITH RECURSIVE tree(id) AS (
+    SELECT %(top)s::bigint
+    UNION SELECT r.id FROM stores_region r JOIN tree t ON r.parent_id = t.id
+), per_store AS (
     SELECT a.store_id,
            count(*) FILTER (WHERE a.status = 'done' AND a.done_at <= t.deadline)::float
                / NULLIF(count(*), 0) AS on_time
     FROM campaigns_assignment a
     JOIN campaigns_task t ON t.id = a.task_id
-    JOIN stores_store s ON s.id = a.store_id
-    WHERE a.task_id = %(task_id)s AND s.region_id = ANY(%(regions)s) AND NOT a.status = ANY(%(not_counted)s)
+    JOIN stores_store s ON s.id = a.store_id AND s.region_id IN (SELECT id FROM tree)
+    WHERE a.task_id = %(task_id)s AND NOT a.status = ANY(%(not_counted)s)
     GROUP BY a.store_id
-), ranked AS (
-    SELECT store_id, on_time, rank() OVER (ORDER BY on_time DESC NULLS LAST) AS rank, count(*) OVER () AS stores
-    FROM per_store
 )
-SELECT rank, stores, on_time FROM ranked WHERE store_id = %(store_id)s
+SELECT store_id, rank() OVER (ORDER BY on_time DESC NULLS LAST), count(*) OVER (), on_time FROM per_store
 """
+TOP_REGION_SQL = """
+WITH RECURSIVE up(id, parent_id, depth) AS (
+    SELECT id, parent_id, 0 FROM stores_region WHERE id = %s
+    UNION ALL SELECT r.id, r.parent_id, up.depth + 1 FROM stores_region r JOIN up ON r.id = up.parent_id
+    WHERE up.depth < 20
+)
+SELECT id FROM up WHERE parent_id IS NULL ORDER BY depth DESC LIMIT 1
+"""
+RANKING_CACHE_SECONDS = 60  # the phone's ranking may be a minute old; the dashboards' rollups are live
+TOP_REGION_CACHE_SECONDS = 3600
 
 
 def _top_region_id(region_id: int) -> int:
+    key = f"mobile:top-region:{region_id}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
     with connection.cursor() as cursor:
-        cursor.execute("""
-            WITH RECURSIVE up(id, parent_id, depth) AS (
-                SELECT id, parent_id, 0 FROM stores_region WHERE id = %s
-                UNION ALL SELECT r.id, r.parent_id, up.depth + 1 FROM stores_region r JOIN up ON r.id = up.parent_id
-                WHERE up.depth < 20)
-            SELECT id FROM up WHERE parent_id IS NULL ORDER BY depth DESC LIMIT 1""", [region_id])
+        cursor.execute(TOP_REGION_SQL, [region_id])
         row = cursor.fetchone()
-    return row[0] if row else region_id
+    top = row[0] if row else region_id
+    cache.set(key, top, TOP_REGION_CACHE_SECONDS)
+    return top
+
+
+def _region_ranking(*, task_id: int, top_region_id: int) -> dict[int, tuple[int, int, float]]:
+    """store id → (rank, stores ranked, on-time share) for every store of the region on the task (cached)."""
+    key = f"mobile:ranking:{task_id}:{top_region_id}"
+    table = cache.get(key)
+    if table is None:
+        with connection.cursor() as cursor:
+            cursor.execute(RANKING_SQL, {"task_id": task_id, "top": top_region_id,
+                                         "not_counted": list(NOT_COUNTED)})
+            table = {store_id: (rank, stores, on_time or 0.0) for store_id, rank, stores, on_time in cursor.fetchall()}
+        cache.set(key, table, RANKING_CACHE_SECONDS)
+    return table
 
 
 def store_ranking(*, assignment: Assignment) -> Ranking | None:
     """The assignment's store among the stores of its region (the top-level one: 华东大区) on this task, by the
-    share of its work done on time (excused work not counted). Figures only: no other store is named."""
+    share of its work done on time (excused work not counted); at most RANKING_CACHE_SECONDS old. Figures
+    only: no other store is named."""
     region_id = assignment.store.region_id
     if region_id is None:
         return None
-    regions = sorted(region_ids_with_descendants(region_ids=[_top_region_id(region_id)]))
-    with connection.cursor() as cursor:
-        cursor.execute(RANKING_SQL, {"task_id": assignment.task_id, "regions": regions,
-                                     "not_counted": list(NOT_COUNTED), "store_id": assignment.store_id})
-        row = cursor.fetchone()
+    row = _region_ranking(task_id=assignment.task_id, top_region_id=_top_region_id(region_id)).get(
+        assignment.store_id)
     if row is None:
         return None
     rank, stores, on_time = row
-    return Ranking(rank=rank, stores=stores, on_time_percent=round((on_time or 0) * 100))
+    return Ranking(rank=rank, stores=stores, on_time_percent=round(on_time * 100))
 
 
 def evidence_for_viewer(*, viewer, pk: int) -> Evidence | None:
