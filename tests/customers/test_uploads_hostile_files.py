@@ -354,8 +354,9 @@ def test_every_import_admin_uses_the_size_checked_form_and_the_bounded_readers(h
 def test_every_file_field_and_upload_in_the_code_is_a_tested_upload():
     """Uploads enter through import-export's form (above) or a FileField: the member import job's, whose form
     checks the size (tested above), and the material form's (size checked by the form, content by
-    materials.library.files: tests/materials/test_files.py and test_library_admin.py). A new one must check both
-    and be tested."""
+    materials.library.files: tests/materials/test_files.py and test_library_admin.py), and the phone's task photo
+    (campaigns/mobile/tasks.py: read to one byte past XIAOER_EVIDENCE_MAX_BYTES, judged by the engine's
+    evidence_add: tests/campaigns/mobile/test_task_page.py). A new one must check both and be tested."""
     root = Path(__file__).resolve().parents[2]
     found = set()
     for app in ("portal", "stores", "materials", "customers", "campaigns"):
@@ -363,5 +364,5 @@ def test_every_file_field_and_upload_in_the_code_is_a_tested_upload():
             text = path.read_text(encoding="utf-8")
             if "migrations" not in path.parts and re.search(r"(FileField|ImageField)\(|request\.FILES", text):
                 found.add(str(path.relative_to(root)))
-    assert found == {"customers/members/models.py", "materials/library/admin.py"}
+    assert found == {"customers/members/models.py", "materials/library/admin.py", "campaigns/mobile/tasks.py"}
     assert [f.name for f in MemberImport._meta.fields if isinstance(f, models.FileField)] == ["file"]
