@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.utils.translation import gettext_lazy
 
+from materials.library.services import materials_withdrawn_listen
 from portal.schedules import Schedule, schedule_register
 from stores.access.models import Role
 from stores.access.roles import READ, role_permissions_extend
@@ -30,3 +31,13 @@ schedule_register(Schedule(name="campaigns.tasks.redispatch", task="campaigns.ta
                            every_seconds=900, description=str(gettext_lazy("未截止任务补发给新开门店和新员工"))))
 schedule_register(Schedule(name="campaigns.tasks.overdue", task="campaigns.tasks.overdue", every_seconds=300,
                            description=str(gettext_lazy("标记逾期的任务"))))
+
+
+def _materials_withdrawn(material_ids: list[int], reason: str) -> None:
+    from campaigns.tasks.services import task_materials_withdraw
+
+    task_materials_withdraw(material_ids=material_ids, reason=reason)
+
+
+# campaigns is right of materials: it listens for withdrawn materials instead of materials calling it.
+materials_withdrawn_listen(name="campaigns.tasks", listener=_materials_withdrawn)
