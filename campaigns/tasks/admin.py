@@ -35,7 +35,7 @@ from campaigns.tasks.services import (
     task_update,
 )
 from materials.library.models import Material
-from portal.admin_base import ScopedAdmin, scoped
+from portal.admin_base import ScopedAdmin, UserFormMixin, scoped
 from portal.errors import DomainError
 from portal.spreadsheets import SafeExportResource, SpreadsheetAdminMixin
 from stores.org.models import Franchisee, Region, Staff, Store
@@ -142,7 +142,7 @@ class ChecklistItemInline(TaskPartInline):
 
 
 @admin.register(Task)
-class TaskAdmin(ScopedAdmin):
+class TaskAdmin(UserFormMixin, ScopedAdmin):
     form = TaskForm
     list_display = ("title", "campaign", "kind", "status", "start_at", "deadline", "dispatched_at")
     list_filter = ("status", "kind", "campaign")
@@ -159,16 +159,6 @@ class TaskAdmin(ScopedAdmin):
         (_("目标门店（任一满足即下发）"), {"fields": (*TARGET_FIELDS, "target_preview")}),
         (_("时间"), {"fields": ("start_at", "deadline", "plan", "recurrence", "recurrence_until")}),
     )
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form_class = super().get_form(request, obj, change, **kwargs)
-        user = request.user
-
-        class BoundForm(form_class):  # type: ignore[misc, valid-type]
-            def __init__(self, *args, **kw):
-                super().__init__(*args, user=user, **kw)
-
-        return BoundForm
 
     def has_delete_permission(self, request, obj=None):
         return False  # tasks are cancelled, never deleted
