@@ -16,3 +16,7 @@ from campaigns.tasks.models import (
 
 __all__ = ["Assignment", "AssignmentEvent", "Campaign", "ChecklistItem", "ChecklistTick", "Evidence", "FollowUp",
            "StoreTask", "Task", "TaskMaterial", "TaskVariant"]
+
+from campaigns.tasks.models import ReminderLog
+
+__all__ += ["ReminderLog"]

@@ -22,6 +22,7 @@ from campaigns.models import (
     ChecklistTick,
     Evidence,
     FollowUp,
+    ReminderLog,
     StoreTask,
     Task,
     TaskMaterial,
@@ -129,6 +130,15 @@ def _assignment_part_in(kind: str):
     return make
 
 
+def _reminder_log_in(store: Store):
+    """A notice about a task in this store, to the assignment's executor (made as the notifier makes them)."""
+    from campaigns.tasks.notify import notices_create
+
+    assignment = _assignment_in(store)
+    notices_create(task_id=assignment.task_id)
+    return ReminderLog.objects.get(assignment=assignment)
+
+
 SCOPED: dict[type, ScopedCase] = {
     Store: ScopedCase(make=lambda store: store, api="store", autocomplete_from=("stores", "staff", "store"),
                       exported_text=lambda s: s.code),
@@ -165,6 +175,7 @@ SCOPED: dict[type, ScopedCase] = {
     ChecklistTick: ScopedCase(make=_assignment_part_in("tick")),
     Evidence: ScopedCase(make=_assignment_part_in("evidence")),
     FollowUp: ScopedCase(make=_assignment_part_in("followup")),
+    ReminderLog: ScopedCase(make=_reminder_log_in),
     RenderedPoster: ScopedCase(make=_poster_in),
 }
 

@@ -30,6 +30,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from campaigns.models import Task
 from customers.models import (
     AcquisitionDaily,
     Channel,
@@ -962,6 +963,12 @@ LIST_FILTERS: dict[type, FilterCase] = _list_filters()
 
 
 # -- the mobile page ---------------------------------------------------------------------------------------
+def probe_mobile_task_open(ctx: Ctx) -> None:
+    """A task card's link to another scope's task: as for a missing task (nothing of it opened)."""
+    for task in ctx.hidden_rows(Task):
+        ctx.assert_like_missing("get", lambda pk: reverse("mobile:task_open", args=[pk]), task, "mobile task link")
+
+
 def probe_mobile_home(ctx: Ctx) -> None:
     ctx.assert_refused_or_clean(ctx.client.get(reverse("mobile:home")), "mobile home")
 
@@ -1078,6 +1085,7 @@ MOBILE_VIEWS: dict[str, Surface] = {
                                   "another scope's thumbnail: as missing"),
     "material_used": Surface(probe_mobile_material("material_used", "post", {"action": "copy"}),
                              "reporting use of another scope's material: as missing, nothing recorded"),
+    "task_open": Surface(probe_mobile_task_open, "a task card's link to another scope's task: as missing"),
 }
 
 

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from campaigns.mobile import library, posters, views
+from campaigns.mobile import library, posters, task_links, views
 
 app_name = "mobile"
 urlpatterns = [
@@ -17,4 +17,5 @@ urlpatterns = [
     path("materials/<int:pk>/thumbnail/", library.material_thumbnail, name="material_thumbnail"),
     path("materials/<int:pk>/used/", library.material_used, name="material_used"),
     path("materials/<int:pk>/poster/", posters.material_poster, name="material_poster"),
+    path("tasks/open/<int:task_id>/", task_links.task_open, name="task_open"),
 ]

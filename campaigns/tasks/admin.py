@@ -276,3 +276,34 @@ class AssignmentAdmin(SpreadsheetAdminMixin, ExportMixin, ReadOnlyListAdmin):
 
 
 __all__: list[Any] = ["AssignmentAdmin", "CampaignAdmin", "StoreTaskAdmin", "TaskAdmin"]
+
+
+# -- notifications, reminders and escalations, on the task's page (campaigns/tasks/notify.py) ----------------------
+def _reminder_log(self, obj: Task | None):
+    from django.utils import timezone
+
+    from campaigns.tasks.selectors import task_reminder_log
+
+    if obj is None or not obj.pk:
+        return "-"
+    log = task_reminder_log(task=obj, viewer=self._viewer)
+    if not log.counts:
+        return _("尚未发送任何通知")
+    counts = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", log.counts)
+    rows = format_html_join(
+        "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        ((timezone.localtime(r.created_at).strftime("%m-%d %H:%M"), r.get_kind_display(), r.step,
+          f"{r.store.name}" + (f" · {r.assignment.staff.name}" if r.assignment and r.assignment.staff else ""),
+          r.get_status_display(), "、".join(r.recipients) or "-", r.detail or "") for r in log.rows))
+    return format_html(
+        '<table><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>'
+        '<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>'
+        '</thead><tbody>{}</tbody></table>',
+        _("类型"), _("发送状态"), _("条数"), counts,
+        _("时间"), _("类型"), _("步骤"), _("对象"), _("发送状态"), _("接收人"), _("说明"), rows)
+
+
+TaskAdmin.reminder_log = admin.display(description=_("通知、提醒与升级记录"))(_reminder_log)  # type: ignore[attr-defined]
+TaskAdmin.readonly_fields = (*TaskAdmin.readonly_fields, "reminder_log")  # type: ignore[assignment]
+TaskAdmin.fieldsets = (*TaskAdmin.fieldsets,  # type: ignore[assignment]
+                       (_("通知、提醒与升级"), {"fields": ("reminder_log",)}))

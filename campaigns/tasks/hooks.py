@@ -31,6 +31,11 @@ schedule_register(Schedule(name="campaigns.tasks.redispatch", task="campaigns.ta
                            every_seconds=900, description=str(gettext_lazy("未截止任务补发给新开门店和新员工"))))
 schedule_register(Schedule(name="campaigns.tasks.overdue", task="campaigns.tasks.overdue", every_seconds=300,
                            description=str(gettext_lazy("标记逾期的任务"))))
+schedule_register(Schedule(name="campaigns.tasks.reminders", task="campaigns.tasks.reminders", every_seconds=60,
+                           description=str(gettext_lazy("任务提醒、逾期升级与限额后补发通知"))))
+role_permissions_extend(role=Role.HQ_ADMIN, app_label="campaigns", model="reminderlog", actions=READ)
+for _role in (Role.HQ_OPERATOR, Role.HQ_FINANCE, Role.REGION_MANAGER, Role.FRANCHISEE_OWNER, Role.STORE_MANAGER):
+    role_permissions_extend(role=_role, app_label="campaigns", model="reminderlog", actions=READ)
 
 
 def _materials_withdrawn(material_ids: list[int], reason: str) -> None:
