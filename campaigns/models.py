@@ -11,8 +11,10 @@ from campaigns.tasks.models import (
     StoreTask,
     Task,
     TaskMaterial,
+    TaskStoreCount,
     TaskVariant,
 )
 
 __all__ = ["Assignment", "AssignmentEvent", "Campaign", "ChecklistItem", "ChecklistTick", "Evidence", "FollowUp",
-           "StoreTask", "Task", "TaskMaterial", "TaskVariant"]
+           "StoreTask", "Task", "TaskMaterial", "TaskStoreCount",
+           "TaskVariant"]

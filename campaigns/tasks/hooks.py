@@ -30,3 +30,7 @@ schedule_register(Schedule(name="campaigns.tasks.redispatch", task="campaigns.ta
                            every_seconds=900, description=str(gettext_lazy("未截止任务补发给新开门店和新员工"))))
 schedule_register(Schedule(name="campaigns.tasks.overdue", task="campaigns.tasks.overdue", every_seconds=300,
                            description=str(gettext_lazy("标记逾期的任务"))))
+
+# -- rollups (campaigns/tasks/rollups.py, reconcile.py, dashboard.py) ---------------------------------------
+schedule_register(Schedule(name="campaigns.tasks.rollups_reconcile", task="campaigns.tasks.rollups_reconcile",
+                           crontab="40 3 * * *", description=str(gettext_lazy("任务统计：核对并修复门店计数"))))
