@@ -234,9 +234,9 @@ def _row(level: str, item: dict) -> RollupRow:
     counts = RollupCounts.from_row(item)
     if level == "franchisee":
         key = item["store__franchisee_id"] or DIRECT
-        return RollupRow(level, key, item["store__franchisee__name"] or _("直营门店"), "", counts)
+        return RollupRow(level, key, item["store__franchisee__name"] or _("直营门店"), "—", counts)
     if level == "city":
-        return RollupRow(level, item["store__city"], item["store__city"] or _("未填城市"), "", counts)
+        return RollupRow(level, item["store__city"], item["store__city"] or _("未填城市"), "—", counts)
     if level == "store":
         return RollupRow(level, item["store_id"], item["store__name"],
                          f"{item['store__code']} · {item['store__region__name']}", counts)
