@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.utils.translation import gettext_lazy
 
 from portal.dashboard import Panel, panel_register
+from portal.demo import demo_seeder_register
 from portal.schedules import Schedule, schedule_register
 from stores.access.models import Role
 from stores.access.roles import READ, role_permissions_extend
@@ -65,3 +66,12 @@ def tasks_panel(request) -> dict | None:
 
 
 panel_register(Panel(key="tasks", title=gettext_lazy("门店任务"), order=12, build=tasks_panel))
+
+
+def _demo_run() -> str:
+    from campaigns.tasks.demo import tasks_demo_run
+
+    return tasks_demo_run()
+
+
+demo_seeder_register(name="tasks", seed=_demo_run)
