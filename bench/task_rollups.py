@@ -32,8 +32,8 @@ COPY_TASKS_SQL = """
 INSERT INTO campaigns_task (campaign_id, kind, title, instructions, executor, executor_positions, target_store_kinds,
     target_cities, start_at, deadline, plan, status, recurrence, review_by, created_at, dispatched_at)
 SELECT campaign_id, kind, title || ' #' || n, instructions, executor, executor_positions, target_store_kinds,
-    target_cities, start_at - (n %% 7 + n %% 5) * interval '1 day', deadline - (n %% 7) * interval '1 day', plan, status,
-    recurrence, review_by, created_at, dispatched_at
+    target_cities, start_at - (n %% 7 + n %% 5) * interval '1 day', deadline - (n %% 7) * interval '1 day', plan,
+    status, recurrence, review_by, created_at, dispatched_at
 FROM campaigns_task, generate_series(1, %(copies)s) n WHERE id = %(task_id)s
 RETURNING id
 """

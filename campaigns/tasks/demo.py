@@ -23,7 +23,7 @@ DISPLAY_TITLE = "门店陈列焕新"
 CLEANING_TITLE = "周末门头清洁"
 
 
-def _store_managers(store_ids: list[int]) -> dict[int, object]:
+def _store_managers(store_ids: list[int]) -> dict[int | None, object]:
     from stores.access.models import Access, Role
 
     return {a.store_id: a.user for a in Access.objects.filter(role=Role.STORE_MANAGER, store_id__in=store_ids)
