@@ -45,8 +45,7 @@ from campaigns.tasks.rollups import (
     RollupRow,
     campaign_first_day,
     count_columns,
-    dashboard_regions,
-    dashboard_tasks,
+    dashboard,
     leaderboard,
     rollup_by,
     rollup_over_time,
@@ -237,8 +236,8 @@ def dashboard_form_data(request) -> dict:
 
 def dashboard_figures(*, viewer, form: DashboardForm) -> dict[str, Any]:
     filters = form.filters()
-    return {"filters": filters, "tasks": dashboard_tasks(viewer=viewer, filters=filters),
-            "regions": dashboard_regions(viewer=viewer, filters=filters)}
+    figures = dashboard(viewer=viewer, filters=filters)
+    return {"filters": filters, "tasks": figures.tasks, "regions": figures.regions}
 
 
 def dashboard_workbook(figures: dict[str, Any], *, filters_text: list[tuple[str, str]]) -> bytes:

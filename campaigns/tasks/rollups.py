@@ -364,49 +364,71 @@ def _counted_stores(*, viewer, filters: DashboardFilters, on: date) -> QuerySet[
     return stores
 
 
-def _dashboard_counts(*, viewer, filters: DashboardFilters, group: str, now: datetime) -> dict[Any, RollupCounts]:
-    """Figures per task (``group="task_id"``) or per store region (``"store__region_id"``) of the dashboard's
-    tasks: the kept counts of the counted stores, minus the work of staff who have left (live, few rows)."""
+def _dashboard_counts(*, viewer, filters: DashboardFilters, now: datetime) -> dict[tuple[int, int], RollupCounts]:
+    """Figures per (task, store region) of the dashboard's tasks, in one pass over the kept counts of the counted
+    stores, minus the work of staff who have left (live: only members who left after the earliest of these tasks
+    started can have work in them, a short list, read through the assignment's staff index)."""
     on = timezone.localdate(now)
     tasks = dashboard_task_ids(viewer=viewer, filters=filters)
     stores = _counted_stores(viewer=viewer, filters=filters, on=on)
+    group = ("task_id", "store__region_id")
     kept = (TaskStoreCount.objects.filter(task__in=tasks.values("pk"), store__in=stores.values("pk"))
-            .values(group).annotate(dispatched=Sum("dispatched"), notified=Sum("notified"),
-                                    confirmed=Sum("confirmed"), done=Sum("done"), on_time=Sum("on_time"),
-                                    excused=Sum("excused"), rejected=Sum("rejected"),
-                                    overdue=Sum("open", filter=Q(task__deadline__lt=now)))
+            .values(*group).annotate(dispatched=Sum("dispatched"), notified=Sum("notified"),
+                                     confirmed=Sum("confirmed"), done=Sum("done"), on_time=Sum("on_time"),
+                                     excused=Sum("excused"), rejected=Sum("rejected"),
+                                     overdue=Sum("open", filter=Q(task__deadline__lt=now)))
             .order_by())
-    result = {item[group]: RollupCounts.from_row(item) for item in kept}
-    departed = (Assignment.objects.exclude(status=AssignmentStatus.WITHDRAWN)
-                .filter(task__in=tasks.values("pk"), store__in=stores.values("pk"),
-                        staff__in=_departed_by(on=on))
-                .values(group).annotate(**_aggregates(now=now)).order_by())
-    for item in departed:
-        result[item[group]] = result.get(item[group], RollupCounts()) - RollupCounts.from_row(item)
+    result = {(item["task_id"], item["store__region_id"]): RollupCounts.from_row(item) for item in kept}
+    first_start = tasks.order_by("start_at").values_list("start_at", flat=True).first()
+    if first_start is None:
+        return result
+    from stores.org.models import Staff
+
+    left = list(Staff.objects.filter(departed_at__gte=first_start - timedelta(days=1),
+                                     departed_at__lt=_day_start(on + timedelta(days=1))).values_list("pk", flat=True))
+    if left:
+        departed = (Assignment.objects.exclude(status=AssignmentStatus.WITHDRAWN)
+                    .filter(staff_id__in=left, task__in=tasks.values("pk"), store__in=stores.values("pk"))
+                    .values(*group).annotate(**_aggregates(now=now)).order_by())
+        for item in departed:
+            key = (item["task_id"], item["store__region_id"])
+            result[key] = result.get(key, RollupCounts()) - RollupCounts.from_row(item)
     return result
 
 
-def _departed_by(*, on: date):
-    from stores.org.models import Staff
+def _summed(counts: dict[tuple[int, int], RollupCounts], index: int) -> dict[int, RollupCounts]:
+    result: dict[int, RollupCounts] = {}
+    for key, value in counts.items():
+        result[key[index]] = result.get(key[index], RollupCounts()) + value
+    return result
 
-    return Staff.objects.filter(departed_at__lt=_day_start(on + timedelta(days=1))).values("pk")
+
+@dataclass(frozen=True)
+class Dashboard:
+    tasks: list[TaskLine]
+    regions: list[RollupRow]
+
+
+def dashboard(*, viewer, filters: DashboardFilters) -> Dashboard:
+    """Each dispatched task of the period with its figures in the viewer's scope (and region), the most urgent
+    deadline first (tasks with no work in the scope left out), and the same work per region (with sub-regions)."""
+    now = timezone.now()
+    counts = _dashboard_counts(viewer=viewer, filters=filters, now=now)
+    per_task = _summed(counts, 0)
+    tasks = (dashboard_task_ids(viewer=viewer, filters=filters).filter(pk__in=list(per_task))
+             .select_related("campaign").only("pk", "title", "deadline", "campaign__name").order_by("deadline", "pk"))
+    lines = [TaskLine(task_id=t.pk, title=t.title, campaign=t.campaign.name, deadline=t.deadline,
+                      counts=per_task[t.pk]) for t in tasks if per_task[t.pk].dispatched > 0]
+    regions = regions_rolled_up(viewer=viewer, per_leaf=_summed(counts, 1), within=filters.region_id)
+    return Dashboard(tasks=lines, regions=regions)
 
 
 def dashboard_tasks(*, viewer, filters: DashboardFilters) -> list[TaskLine]:
-    """Each dispatched task of the period with its figures in the viewer's scope (and region), the most urgent
-    deadline first. Tasks with no work in the scope are left out."""
-    now = timezone.now()
-    counts = _dashboard_counts(viewer=viewer, filters=filters, group="task_id", now=now)
-    tasks = (dashboard_task_ids(viewer=viewer, filters=filters).filter(pk__in=list(counts))
-             .select_related("campaign").only("pk", "title", "deadline", "campaign__name").order_by("deadline", "pk"))
-    return [TaskLine(task_id=t.pk, title=t.title, campaign=t.campaign.name, deadline=t.deadline,
-                     counts=counts[t.pk]) for t in tasks if counts[t.pk].dispatched > 0]
+    return dashboard(viewer=viewer, filters=filters).tasks
 
 
 def dashboard_regions(*, viewer, filters: DashboardFilters) -> list[RollupRow]:
-    """The dashboard's tasks together, per region (with sub-regions) of the viewer's scope."""
-    per_leaf = _dashboard_counts(viewer=viewer, filters=filters, group="store__region_id", now=timezone.now())
-    return regions_rolled_up(viewer=viewer, per_leaf=per_leaf, within=filters.region_id)
+    return dashboard(viewer=viewer, filters=filters).regions
 
 
 # -- the 工作台 ----------------------------------------------------------------------------------------------
@@ -463,9 +485,9 @@ def campaign_first_day(*, campaign: Campaign) -> date:
 
 
 __all__ = [
-    "COUNT_LABELS", "DIRECT", "LEVELS", "LEVEL_LABELS", "DashboardFilters", "DayRow", "Ranked", "RollupCounts",
-    "RollupError", "RollupFilters", "RollupRow", "TaskLine", "Workbench", "campaign_first_day", "count_columns",
-    "dashboard_regions", "dashboard_task_ids", "dashboard_tasks", "leaderboard", "regions_rolled_up",
-    "rollup_assignments", "rollup_by", "rollup_over_time", "rollup_total", "still_counted_q", "store_rank",
-    "workbench",
+    "COUNT_LABELS", "DIRECT", "Dashboard", "DashboardFilters", "DayRow", "LEVELS", "LEVEL_LABELS", "Ranked",
+    "RollupCounts", "RollupError", "RollupFilters", "RollupRow", "TaskLine", "Workbench", "campaign_first_day",
+    "count_columns", "dashboard", "dashboard_regions", "dashboard_task_ids", "dashboard_tasks", "leaderboard",
+    "regions_rolled_up", "rollup_assignments", "rollup_by", "rollup_over_time", "rollup_total", "still_counted_q",
+    "store_rank", "workbench",
 ]
