@@ -230,6 +230,34 @@ def rollup_by(*, viewer, filters: RollupFilters, level: str) -> list[RollupRow]:
     return result
 
 
+LEVEL_KEYS = ("store_id", "store__code", "store__name", "store__region_id", "store__region__name",
+              "store__franchisee_id", "store__franchisee__name", "store__city")
+
+
+def rollup_levels(*, viewer, filters: RollupFilters) -> dict[str, list[RollupRow]]:
+    """Every level at once, as ``rollup_by`` gives each: two grouped queries (by store, by staff member); the
+    region, franchisee and city levels are the store rows added up (stores, not assignments)."""
+    now = timezone.now()
+    per_store = list(rollup_assignments(viewer=viewer, filters=filters).values(*LEVEL_KEYS)
+                     .annotate(**_aggregates(now=now)).order_by())
+    sums: dict[str, dict[Any, tuple[dict, RollupCounts]]] = {"franchisee": {}, "city": {}}
+    per_leaf: dict[int, RollupCounts] = {}
+    for item in per_store:
+        counts = RollupCounts.from_row(item)
+        per_leaf[item["store__region_id"]] = per_leaf.get(item["store__region_id"], RollupCounts()) + counts
+        for level, key in (("franchisee", item["store__franchisee_id"]), ("city", item["store__city"])):
+            known = sums[level].get(key)
+            sums[level][key] = (item, counts if known is None else known[1] + counts)
+    result = {"region": regions_rolled_up(viewer=viewer, per_leaf=per_leaf, within=filters.region_id)}
+    for level in ("franchisee", "city"):
+        rows = [_row(level, {**item, **{f.name: getattr(counts, f.name) for f in fields(counts)}})
+                for item, counts in sums[level].values()]
+        result[level] = sorted(rows, key=lambda r: (r.label, r.note))
+    result["store"] = sorted((_row("store", item) for item in per_store), key=lambda r: (r.note, r.label))
+    result["staff"] = rollup_by(viewer=viewer, filters=filters, level="staff")
+    return {level: result[level] for level in LEVELS}
+
+
 def _row(level: str, item: dict) -> RollupRow:
     counts = RollupCounts.from_row(item)
     if level == "franchisee":
@@ -488,6 +516,7 @@ __all__ = [
     "COUNT_LABELS", "DIRECT", "Dashboard", "DashboardFilters", "DayRow", "LEVELS", "LEVEL_LABELS", "Ranked",
     "RollupCounts", "RollupError", "RollupFilters", "RollupRow", "TaskLine", "Workbench", "campaign_first_day",
     "count_columns", "dashboard", "dashboard_regions", "dashboard_task_ids", "dashboard_tasks", "leaderboard",
-    "regions_rolled_up", "rollup_assignments", "rollup_by", "rollup_over_time", "rollup_total", "still_counted_q",
+    "regions_rolled_up", "rollup_assignments", "rollup_by", "rollup_levels", "rollup_over_time", "rollup_total",
+    "still_counted_q",
     "store_rank", "workbench",
 ]

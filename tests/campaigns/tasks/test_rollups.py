@@ -11,6 +11,7 @@ from campaigns.tasks.models import Assignment, TaskStoreCount
 from campaigns.tasks.reconcile import task_rollups_reconcile
 from campaigns.tasks.rollups import (
     DIRECT,
+    LEVELS,
     DashboardFilters,
     RollupCounts,
     RollupError,
@@ -19,6 +20,7 @@ from campaigns.tasks.rollups import (
     dashboard_tasks,
     leaderboard,
     rollup_by,
+    rollup_levels,
     rollup_over_time,
     rollup_total,
     store_rank,
@@ -232,3 +234,11 @@ def test_the_dashboard_refuses_a_period_ending_before_it_starts(hq_operator):
 def test_a_store_manager_sees_only_their_store_on_the_dashboard(progressed, store_manager_of_a):
     [line] = dashboard_tasks(viewer=store_manager_of_a, filters=_period())
     assert line.counts.dispatched == 2
+
+
+@pytest.mark.parametrize("viewer", ["hq_operator", "region_manager_east", "franchisee_owner"])
+def test_every_level_at_once_says_what_each_level_says(progressed, viewer, request, org):
+    user = request.getfixturevalue(viewer)
+    for filters in (RollupFilters(task_id=progressed.pk), RollupFilters(task_id=progressed.pk, region_id=org.east.pk)):
+        levels = rollup_levels(viewer=user, filters=filters)
+        assert levels == {level: rollup_by(viewer=user, filters=filters, level=level) for level in LEVELS}
