@@ -8,15 +8,13 @@ from campaigns.tasks.models import (
     ChecklistTick,
     Evidence,
     FollowUp,
+    ReminderLog,
     StoreTask,
     Task,
     TaskMaterial,
+    TaskStoreCount,
     TaskVariant,
 )
 
 __all__ = ["Assignment", "AssignmentEvent", "Campaign", "ChecklistItem", "ChecklistTick", "Evidence", "FollowUp",
-           "StoreTask", "Task", "TaskMaterial", "TaskVariant"]
-
-from campaigns.tasks.models import ReminderLog
-
-__all__ += ["ReminderLog"]
+           "ReminderLog", "StoreTask", "Task", "TaskMaterial", "TaskStoreCount", "TaskVariant"]

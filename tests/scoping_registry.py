@@ -26,6 +26,7 @@ from campaigns.models import (
     StoreTask,
     Task,
     TaskMaterial,
+    TaskStoreCount,
     TaskVariant,
 )
 from customers.models import (
@@ -177,6 +178,7 @@ SCOPED: dict[type, ScopedCase] = {
     FollowUp: ScopedCase(make=_assignment_part_in("followup")),
     ReminderLog: ScopedCase(make=_reminder_log_in),
     RenderedPoster: ScopedCase(make=_poster_in),
+    TaskStoreCount: ScopedCase(make=lambda store: TaskStoreCount.objects.get(task=_task_in(store), store=store)),
 }
 
 # Models that belong to no store. Each entry is a DECISION: "HQ only: …" (non-HQ viewers get nothing, whatever

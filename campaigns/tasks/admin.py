@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from import_export import fields as ie_fields
 from import_export.admin import ExportMixin
 
+from campaigns.tasks.dashboard import TaskRollupAdminMixin
 from campaigns.tasks.models import (
     Assignment,
     Campaign,
@@ -142,7 +143,7 @@ class ChecklistItemInline(TaskPartInline):
 
 
 @admin.register(Task)
-class TaskAdmin(UserFormMixin, ScopedAdmin):
+class TaskAdmin(UserFormMixin, TaskRollupAdminMixin, ScopedAdmin):  # the rollup page and the HQ dashboard: dashboard.py
     form = TaskForm
     list_display = ("title", "campaign", "kind", "status", "start_at", "deadline", "dispatched_at")
     list_filter = ("status", "kind", "campaign")

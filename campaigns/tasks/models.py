@@ -498,11 +498,46 @@ class FollowUp(models.Model):
         return f"{self.assignment_id}:{self.customer_id}={self.outcome}"
 
 
+
+# -- rollups: the counts per task and store, kept by database triggers (campaigns/tasks/rollups.py) ------------
+class TaskStoreCountQuerySet(ScopedQuerySet[_M]):
+    scope_store_field = "store"
+
+
+class TaskStoreCount(models.Model):
+    """How a task's assignments of one store stand, kept in the same transaction as every change of an
+    assignment (statement-level triggers on campaigns_assignment, installed by migration 0003_rollups), so the
+    HQ dashboard sums one narrow row per store instead of every assignment. ``open`` is work not finished yet
+    (overdue once the deadline has passed). Rebuilt from the assignments by ``task_rollups_reconcile``."""
+
+    task = models.ForeignKey(Task, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
+    store = models.ForeignKey(Store, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
+    dispatched = models.IntegerField(default=0)
+    notified = models.IntegerField(default=0)
+    confirmed = models.IntegerField(default=0)
+    done = models.IntegerField(default=0)
+    on_time = models.IntegerField(default=0)
+    open = models.IntegerField(default=0)
+    excused = models.IntegerField(default=0)
+    rejected = models.IntegerField(default=0)
+
+    objects = TaskStoreCountQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("门店任务统计")
+        verbose_name_plural = _("门店任务统计")
+        constraints = [models.UniqueConstraint(fields=["task", "store"], name="task_store_count_unique")]
+        indexes = [models.Index(fields=["store", "task"], name="task_store_count_store")]
+
+    def __str__(self) -> str:
+        return f"{self.task_id}/{self.store_id}"
+
+
 __all__: list[Any] = [
     "OPEN_STATUSES", "Assignment", "AssignmentEvent", "AssignmentStatus", "Campaign", "ChecklistItem",
     "ChecklistTick", "EventSource", "Evidence", "Executor", "FollowUp", "FollowUpOutcome", "PhotoRule",
     "Recurrence", "ReviewBy", "StoreTask", "Task", "TaskKind", "TaskMaterial", "TaskStatus", "TaskVariant",
-    "WeatherCondition",
+    "WeatherCondition", "TaskStoreCount",
 ]
 
 
