@@ -10,11 +10,13 @@ from bench.harness import django_setup
 SMALL = {"org": 200, "scoped_lists": 200, "callbacks": 1000, "dashboard": 100_000, "welcome": 500,
          "members": 100_000, "segments": 200_000, "scale": 200_000, "changelist": 200_000,
          "members_excel": 2_000, "posters": 1000, "material_usage": 20_000,
-         "material_search": 20_000, "task_dispatch": 200, "mobile_tasks": 200}
+         "material_search": 20_000, "task_dispatch": 200, "task_notify": 200, "task_rollups": 200,
+         "mobile_tasks": 200}
 FULL = {"org": 4000, "scoped_lists": 4000, "callbacks": 10000, "dashboard": 1_000_000, "welcome": 1500,
         "members": 1_000_000, "segments": 10_000_000, "scale": 10_000_000, "changelist": 10_000_000,
         "members_excel": 10_000, "posters": 13_000, "material_usage": 100_000,
-        "material_search": 200_000, "task_dispatch": 4000, "mobile_tasks": 4000}
+        "material_search": 200_000, "task_dispatch": 4000, "task_notify": 4000, "task_rollups": 4000,
+        "mobile_tasks": 4000}
 
 
 def _benches():
@@ -32,6 +34,8 @@ def _benches():
         scale,
         segments,
         task_dispatch,
+        task_notify,
+        task_rollups,
         welcome,
     )
 
@@ -41,7 +45,9 @@ def _benches():
             "members_excel": members_excel.bench_members_excel,
             "posters": posters.bench_posters, "material_usage": material_usage.bench_material_usage,
             "material_search": material_search.bench_material_search,
-            "task_dispatch": task_dispatch.bench_task_dispatch, "mobile_tasks": mobile_tasks.bench_mobile_tasks}
+            "task_dispatch": task_dispatch.bench_task_dispatch, "task_notify": task_notify.bench_task_notify,
+            "task_rollups": task_rollups.bench_task_rollups,
+            "mobile_tasks": mobile_tasks.bench_mobile_tasks}
 
 
 def main(argv: list[str] | None = None) -> int:

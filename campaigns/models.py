@@ -8,11 +8,13 @@ from campaigns.tasks.models import (
     ChecklistTick,
     Evidence,
     FollowUp,
+    ReminderLog,
     StoreTask,
     Task,
     TaskMaterial,
+    TaskStoreCount,
     TaskVariant,
 )
 
 __all__ = ["Assignment", "AssignmentEvent", "Campaign", "ChecklistItem", "ChecklistTick", "Evidence", "FollowUp",
-           "StoreTask", "Task", "TaskMaterial", "TaskVariant"]
+           "ReminderLog", "StoreTask", "Task", "TaskMaterial", "TaskStoreCount", "TaskVariant"]

@@ -149,6 +149,21 @@ class ScopedAdmin(admin.ModelAdmin):
             guarded_changes_audit(instance=obj, before=before, by=request.user, via="admin")
 
 
+class UserFormMixin:
+    """The admin's form gets the request's user (``Form(..., user=user)``): forms whose choices or rules depend on
+    who is editing (a franchisee may aim a material only at its own stores)."""
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change, **kwargs)  # type: ignore[misc]
+        user = request.user
+
+        class UserBoundForm(form_class):  # type: ignore[misc, valid-type]
+            def __init__(self, *args, **kw):
+                super().__init__(*args, user=user, **kw)
+
+        return UserBoundForm
+
+
 class ReadOnlyAdminMixin:
     """For insert-only records (audit, call logs): viewable, never edited from the admin."""
 

@@ -83,6 +83,11 @@ def _mode_problems() -> list[CheckMessage]:
     if not hosts or all(host in dev_defaults.DEV_HOSTS for host in hosts):
         problems.append(Error(_("DJANGO_ALLOWED_HOSTS 未设置或只含本机地址。"),
                               hint=_("设置为门户对外的域名，例如 xiaoer.example.com。"), id="xiaoer.E004"))
+    public = urlparse(settings.XIAOER_PUBLIC_URL or "")
+    if public.scheme != "https" or not public.hostname or _is_loopback(public.hostname):
+        problems.append(Error(_("XIAOER_PUBLIC_URL 未设置，或不是对外的 https 地址。"),
+                              hint=_("应用消息里的链接指向它（员工手机打开的移动端），例如 https://xiaoer.example.com。"),
+                              id="xiaoer.E006"))
     engine = settings.DATABASES.get("default", {}).get("ENGINE", "")
     if not engine or engine.endswith(".dummy"):
         problems.append(Error(_("DATABASE_URL 未设置：生产模式不使用内嵌的开发数据库。"),

@@ -337,7 +337,8 @@ WECOM_ACCOUNT_LIMIT = env_int("WECOM_ACCOUNT_LIMIT", 20_000)
 WECOM_APP_MESSAGE_PER_DAY = env_int("WECOM_APP_MESSAGE_PER_DAY", WECOM_ACCOUNT_LIMIT * 200)
 WECOM_APP_MESSAGE_RECEIPT_DAYS = env_int("WECOM_APP_MESSAGE_RECEIPT_DAYS", 30)
 # Where links in app messages point (the mobile page): the portal's public address as members' phones reach it.
-XIAOER_PUBLIC_URL = env_str("XIAOER_PUBLIC_URL", "http://127.0.0.1:8000")
+# Production must give its https address (xiaoer.E006); demo mode links to the local server.
+XIAOER_PUBLIC_URL = env_str("XIAOER_PUBLIC_URL", "http://127.0.0.1:8000" if XIAOER_DEMO else "")
 # Callbacks: a signed timestamp further than this from our clock is refused (a replay, or a stale retry;
 # WeCom retries within seconds). Processed events are purged after the retention; failed ones are kept
 # much longer, for a replay after a fix.

@@ -22,9 +22,11 @@ from campaigns.models import (
     ChecklistTick,
     Evidence,
     FollowUp,
+    ReminderLog,
     StoreTask,
     Task,
     TaskMaterial,
+    TaskStoreCount,
     TaskVariant,
 )
 from customers.models import (
@@ -129,6 +131,15 @@ def _assignment_part_in(kind: str):
     return make
 
 
+def _reminder_log_in(store: Store):
+    """A notice about a task in this store, to the assignment's executor (made as the notifier makes them)."""
+    from campaigns.tasks.notify import notices_create
+
+    assignment = _assignment_in(store)
+    notices_create(task_id=assignment.task_id)
+    return ReminderLog.objects.get(assignment=assignment)
+
+
 SCOPED: dict[type, ScopedCase] = {
     Store: ScopedCase(make=lambda store: store, api="store", autocomplete_from=("stores", "staff", "store"),
                       exported_text=lambda s: s.code),
@@ -165,7 +176,9 @@ SCOPED: dict[type, ScopedCase] = {
     ChecklistTick: ScopedCase(make=_assignment_part_in("tick")),
     Evidence: ScopedCase(make=_assignment_part_in("evidence")),
     FollowUp: ScopedCase(make=_assignment_part_in("followup")),
+    ReminderLog: ScopedCase(make=_reminder_log_in),
     RenderedPoster: ScopedCase(make=_poster_in),
+    TaskStoreCount: ScopedCase(make=lambda store: TaskStoreCount.objects.get(task=_task_in(store), store=store)),
 }
 
 # Models that belong to no store. Each entry is a DECISION: "HQ only: …" (non-HQ viewers get nothing, whatever

@@ -30,6 +30,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from campaigns.models import Task
 from customers.models import (
     AcquisitionDaily,
     Channel,
@@ -134,6 +135,13 @@ class World:
                 MaterialUseDaily.objects.bulk_create(
                     MaterialUseDaily(day=today - timedelta(days=days), material=materials["B001"], store=store,
                                      action=action, count=900) for days in (0, 1) for action in ("view", "send"))
+        tasks = self.rows.get(_model("campaigns", "Task"), {})
+        if "B001" in tasks:  # B001 finishes its task's work, and a new task reaches only the new southern store
+            from tests.campaigns.tasks.helpers import task_in
+
+            _model("campaigns", "Assignment").objects.filter(task=tasks["B001"]).update(
+                status="done", done_at=now, confirmed_at=now)
+            task_in(opened)
 
 
 def _brand(obj, code: str) -> None:
@@ -704,6 +712,66 @@ def probe_usage_export(ctx: Ctx) -> None:
     assert _cells(ctx.client.get(url)) == before, "素材使用分析导出 figures moved when another scope used materials"
 
 
+def _rollup_queries(ctx: Ctx) -> list[dict]:
+    home = {"task": ctx.home(_model("campaigns", "Task")).pk}
+    queries = [{"task": t.pk} for t in ctx.hidden_rows(_model("campaigns", "Task"))]
+    queries += [{"campaign": c.pk} for c in ctx.hidden_rows(_model("campaigns", "Campaign"))]
+    queries += [{**home, "store": s.pk} for s in ctx.hidden_rows(Store)]
+    queries += [{**home, "region": r.pk} for r in _hidden_regions(ctx)]
+    return queries + [{**home, "franchisee": f.pk} for f in ctx.hidden_rows(Franchisee)]
+
+
+def _rollup_figures_of(response) -> tuple:
+    context = response.context
+    return tuple(repr(context.get(key)) for key in ("total_cells", "tables", "store_board", "region_board",
+                                                      "task_rows", "region_rows"))
+
+
+def probe_rollup_page(name: str, home_query: bool) -> Callable[[Ctx], None]:
+    """任务执行统计 / 任务看板: another scope's task, campaign, store, region or franchisee refused; the figures
+    unmoved when another scope's work is done and new tasks reach it."""
+
+    def probe(ctx: Ctx) -> None:
+        url = reverse(f"admin:{name}")
+        for query in _rollup_queries(ctx) if home_query else [{"region": r.pk} for r in _hidden_regions(ctx)] + \
+                [{"campaign": c.pk} for c in ctx.hidden_rows(_model("campaigns", "Campaign"))]:
+            response = ctx.client.get(url, query)
+            ctx.assert_refused_or_clean(response, f"{name} {query}")
+            if response.status_code == 200:
+                assert response.context.get("figures") is None, f"{name} accepted another scope's {query}"
+        query = {"task": ctx.home(_model("campaigns", "Task")).pk} if home_query else {}
+        first = ctx.client.get(url, query)
+        if ctx.refused(first):
+            return
+        ctx.assert_clean(first, name)
+        before = _rollup_figures_of(first)
+        ctx.world.grow_elsewhere()
+        after = ctx.client.get(url, query)
+        ctx.assert_clean(after, name)
+        assert _rollup_figures_of(after) == before, f"{name} figures moved when another scope's work changed"
+
+    return probe
+
+
+def probe_rollup_export(name: str, home_query: bool) -> Callable[[Ctx], None]:
+    def probe(ctx: Ctx) -> None:
+        url = reverse(f"admin:{name}")
+        for query in _rollup_queries(ctx) if home_query else [{"region": r.pk} for r in _hidden_regions(ctx)]:
+            response = ctx.client.get(url, query)
+            ctx.assert_refused_or_clean(response, f"{name} {query}")
+            assert "spreadsheetml" not in response.get("Content-Type", ""), f"{name} accepted {query}"
+        query = {"task": ctx.home(_model("campaigns", "Task")).pk} if home_query else {}
+        first = ctx.client.get(url, query)
+        if ctx.refused(first):
+            return
+        ctx.assert_clean(first, name)
+        before = _cells(first)
+        ctx.world.grow_elsewhere()
+        assert _cells(ctx.client.get(url, query)) == before, f"{name} figures moved when another scope's work changed"
+
+    return probe
+
+
 # -- admin: imports -----------------------------------------------------------------------------------------
 # A row that would write into another scope: (model, CSV text, how to find what it would have written).
 IMPORT_ROWS = {
@@ -829,6 +897,16 @@ ADMIN_VIEWS: dict[str, Surface] = {
         probe_usage_analytics, "another scope's store/region refused; figures unmoved by another scope's use"),
     "materials_materialuse_analytics_export": Surface(
         probe_usage_export, "the same for the .xlsx: foreign ids refused, cells unmoved"),
+    "campaigns_task_rollup": Surface(
+        probe_rollup_page("campaigns_task_rollup", True),
+        "another scope's task/campaign/store/region/franchisee refused; figures unmoved by another scope's work"),
+    "campaigns_task_rollup_export": Surface(
+        probe_rollup_export("campaigns_task_rollup_export", True), "the same for the .xlsx: refused, cells unmoved"),
+    "campaigns_task_dashboard": Surface(
+        probe_rollup_page("campaigns_task_dashboard", False),
+        "another scope's region/campaign refused; figures unmoved by another scope's work"),
+    "campaigns_task_dashboard_export": Surface(
+        probe_rollup_export("campaigns_task_dashboard_export", False), "the same for the .xlsx"),
 }
 
 
@@ -962,6 +1040,12 @@ LIST_FILTERS: dict[type, FilterCase] = _list_filters()
 
 
 # -- the mobile page ---------------------------------------------------------------------------------------
+def probe_mobile_task_open(ctx: Ctx) -> None:
+    """A task card's link to another scope's task: as for a missing task (nothing of it opened)."""
+    for task in ctx.hidden_rows(Task):
+        ctx.assert_like_missing("get", lambda pk: reverse("mobile:task_open", args=[pk]), task, "mobile task link")
+
+
 def probe_mobile_home(ctx: Ctx) -> None:
     ctx.assert_refused_or_clean(ctx.client.get(reverse("mobile:home")), "mobile home")
 
@@ -1116,6 +1200,7 @@ MOBILE_VIEWS: dict[str, Surface] = {
     "task_excuse": Surface(probe_mobile_task("task_excuse", "post", {"reason": "leave"}),
                            "excusing another store's staff: as missing, nothing changes"),
     "task_evidence": Surface(probe_mobile_task_evidence, "another store's photo: as missing"),
+    "task_open": Surface(probe_mobile_task_open, "a task card's link to another scope's task: as missing"),
 }
 
 

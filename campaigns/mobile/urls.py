@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from campaigns.mobile import library, posters, tasks, views
+from campaigns.mobile import library, posters, task_links, tasks, views
 
 app_name = "mobile"
 urlpatterns = [
@@ -26,4 +26,5 @@ urlpatterns = [
     path("tasks/<int:pk>/nudge/", tasks.task_nudge, name="task_nudge"),
     path("tasks/<int:pk>/excuse/", tasks.task_excuse, name="task_excuse"),
     path("tasks/photos/<int:pk>/", tasks.task_evidence, name="task_evidence"),
+    path("tasks/open/<int:task_id>/", task_links.task_open, name="task_open"),
 ]

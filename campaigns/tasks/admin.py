@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from import_export import fields as ie_fields
 from import_export.admin import ExportMixin
 
+from campaigns.tasks.dashboard import TaskRollupAdminMixin
 from campaigns.tasks.models import (
     Assignment,
     Campaign,
@@ -35,7 +36,7 @@ from campaigns.tasks.services import (
     task_update,
 )
 from materials.library.models import Material
-from portal.admin_base import ScopedAdmin, scoped
+from portal.admin_base import ScopedAdmin, UserFormMixin, scoped
 from portal.errors import DomainError
 from portal.spreadsheets import SafeExportResource, SpreadsheetAdminMixin
 from stores.org.models import Franchisee, Region, Staff, Store
@@ -142,7 +143,7 @@ class ChecklistItemInline(TaskPartInline):
 
 
 @admin.register(Task)
-class TaskAdmin(ScopedAdmin):
+class TaskAdmin(UserFormMixin, TaskRollupAdminMixin, ScopedAdmin):  # the rollup page and the HQ dashboard: dashboard.py
     form = TaskForm
     list_display = ("title", "campaign", "kind", "status", "start_at", "deadline", "dispatched_at")
     list_filter = ("status", "kind", "campaign")
@@ -159,16 +160,6 @@ class TaskAdmin(ScopedAdmin):
         (_("目标门店（任一满足即下发）"), {"fields": (*TARGET_FIELDS, "target_preview")}),
         (_("时间"), {"fields": ("start_at", "deadline", "plan", "recurrence", "recurrence_until")}),
     )
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form_class = super().get_form(request, obj, change, **kwargs)
-        user = request.user
-
-        class BoundForm(form_class):  # type: ignore[misc, valid-type]
-            def __init__(self, *args, **kw):
-                super().__init__(*args, user=user, **kw)
-
-        return BoundForm
 
     def has_delete_permission(self, request, obj=None):
         return False  # tasks are cancelled, never deleted
@@ -286,3 +277,34 @@ class AssignmentAdmin(SpreadsheetAdminMixin, ExportMixin, ReadOnlyListAdmin):
 
 
 __all__: list[Any] = ["AssignmentAdmin", "CampaignAdmin", "StoreTaskAdmin", "TaskAdmin"]
+
+
+# -- notifications, reminders and escalations, on the task's page (campaigns/tasks/notify.py) ----------------------
+def _reminder_log(self, obj: Task | None):
+    from django.utils import timezone
+
+    from campaigns.tasks.selectors import task_reminder_log
+
+    if obj is None or not obj.pk:
+        return "-"
+    log = task_reminder_log(task=obj, viewer=self._viewer)
+    if not log.counts:
+        return _("尚未发送任何通知")
+    counts = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", log.counts)
+    rows = format_html_join(
+        "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        ((timezone.localtime(r.created_at).strftime("%m-%d %H:%M"), r.get_kind_display(), r.step,
+          f"{r.store.name}" + (f" · {r.assignment.staff.name}" if r.assignment and r.assignment.staff else ""),
+          r.get_status_display(), "、".join(r.recipients) or "-", r.detail or "") for r in log.rows))
+    return format_html(
+        '<table><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>'
+        '<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>'
+        '</thead><tbody>{}</tbody></table>',
+        _("类型"), _("发送状态"), _("条数"), counts,
+        _("时间"), _("类型"), _("步骤"), _("对象"), _("发送状态"), _("接收人"), _("说明"), rows)
+
+
+TaskAdmin.reminder_log = admin.display(description=_("通知、提醒与升级记录"))(_reminder_log)  # type: ignore[attr-defined]
+TaskAdmin.readonly_fields = (*TaskAdmin.readonly_fields, "reminder_log")  # type: ignore[assignment]
+TaskAdmin.fieldsets = (*TaskAdmin.fieldsets,  # type: ignore[assignment]
+                       (_("通知、提醒与升级"), {"fields": ("reminder_log",)}))

@@ -498,9 +498,123 @@ class FollowUp(models.Model):
         return f"{self.assignment_id}:{self.customer_id}={self.outcome}"
 
 
+
+# -- rollups: the counts per task and store, kept by database triggers (campaigns/tasks/rollups.py) ------------
+class TaskStoreCountQuerySet(ScopedQuerySet[_M]):
+    scope_store_field = "store"
+
+
+class TaskStoreCount(models.Model):
+    """How a task's assignments of one store stand, kept in the same transaction as every change of an
+    assignment (statement-level triggers on campaigns_assignment, installed by migration 0003_rollups), so the
+    HQ dashboard sums one narrow row per store instead of every assignment. ``open`` is work not finished yet
+    (overdue once the deadline has passed). Rebuilt from the assignments by ``task_rollups_reconcile``."""
+
+    task = models.ForeignKey(Task, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
+    store = models.ForeignKey(Store, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
+    dispatched = models.IntegerField(default=0)
+    notified = models.IntegerField(default=0)
+    confirmed = models.IntegerField(default=0)
+    done = models.IntegerField(default=0)
+    on_time = models.IntegerField(default=0)
+    open = models.IntegerField(default=0)
+    excused = models.IntegerField(default=0)
+    rejected = models.IntegerField(default=0)
+
+    objects = TaskStoreCountQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("门店任务统计")
+        verbose_name_plural = _("门店任务统计")
+        constraints = [models.UniqueConstraint(fields=["task", "store"], name="task_store_count_unique")]
+        indexes = [models.Index(fields=["store", "task"], name="task_store_count_store")]
+
+    def __str__(self) -> str:
+        return f"{self.task_id}/{self.store_id}"
+
+
 __all__: list[Any] = [
     "OPEN_STATUSES", "Assignment", "AssignmentEvent", "AssignmentStatus", "Campaign", "ChecklistItem",
     "ChecklistTick", "EventSource", "Evidence", "Executor", "FollowUp", "FollowUpOutcome", "PhotoRule",
     "Recurrence", "ReviewBy", "StoreTask", "Task", "TaskKind", "TaskMaterial", "TaskStatus", "TaskVariant",
-    "WeatherCondition",
+    "WeatherCondition", "TaskStoreCount",
 ]
+
+
+# -- notifications, reminders and escalations (campaigns/tasks/notify.py) ----------------------------------------
+class ReminderKind(models.TextChoices):
+    NOTIFY = "notify", _("任务通知")
+    REMIND = "remind", _("截止前提醒")
+    ESCALATE = "escalate", _("逾期升级")
+
+
+class ReminderStatus(models.TextChoices):
+    PENDING = "pending", _("待发送")
+    SENT = "sent", _("已发送")
+    DEFERRED = "deferred", _("限额内稍后发送")
+    FAILED = "failed", _("发送失败，将重试")
+    SKIPPED = "skipped", _("无人可发")
+
+
+class ReminderLogQuerySet(ScopedQuerySet[_M]):
+    """By store; a store staff member sees the rows of their own assignments."""
+
+    scope_store_field = "store"
+
+    def for_scope(self, scope: UserScope) -> Self:
+        if scope.kind == ScopeKind.SELF:
+            if not scope.staff_id:
+                return self.none()
+            return self.filter(assignment__staff_id=scope.staff_id)
+        return super().for_scope(scope)
+
+
+class ReminderLog(models.Model):
+    """One step of telling people about a task: the notice after dispatch, a reminder before the deadline (both
+    for one assignment), or an escalation after it (for one store task). A step is sent at most once per target
+    (unique constraints), its recipients (WeCom userids) recorded with what became of the send."""
+
+    Kind = ReminderKind
+    Status = ReminderStatus
+
+    task = models.ForeignKey(Task, verbose_name=_("任务"), on_delete=models.PROTECT, related_name="reminder_logs")
+    store = models.ForeignKey(Store, verbose_name=_("门店"), on_delete=models.DO_NOTHING, related_name="+",
+                              db_constraint=False)
+    store_task = models.ForeignKey(StoreTask, verbose_name=_("门店任务"), on_delete=models.PROTECT, related_name="+")
+    assignment = models.ForeignKey(Assignment, verbose_name=_("执行记录"), null=True, blank=True,
+                                   on_delete=models.PROTECT, related_name="reminder_logs",
+                                   help_text=_("空表示针对整个门店任务（逾期升级）"))
+    kind = models.CharField(_("类型"), max_length=16, choices=ReminderKind.choices)
+    step = models.CharField(_("步骤"), max_length=32)
+    status = models.CharField(_("发送状态"), max_length=16, choices=ReminderStatus.choices,
+                              default=ReminderStatus.PENDING)
+    recipients = ArrayField(models.CharField(max_length=64), verbose_name=_("接收人"), default=list, blank=True)
+    detail = models.CharField(_("说明"), max_length=200, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("发送次数"), default=0)
+    retry_at = models.DateTimeField(_("下次发送"), null=True, blank=True)
+    created_at = models.DateTimeField(_("创建时间"))
+    sent_at = models.DateTimeField(_("发送时间"), null=True, blank=True)
+
+    objects = ReminderLogQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("提醒与升级记录")
+        verbose_name_plural = _("提醒与升级记录")
+        ordering = ["task", "created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["assignment", "step"], name="reminder_assignment_step_once",
+                                    condition=Q(assignment__isnull=False)),
+            models.UniqueConstraint(fields=["store_task", "step"], name="reminder_store_task_step_once",
+                                    condition=Q(assignment__isnull=True)),
+        ]
+        indexes = [
+            models.Index(fields=["status", "retry_at"], name="reminder_due",
+                         condition=Q(status__in=["pending", "deferred", "failed"])),
+            models.Index(fields=["task", "kind", "status"], name="reminder_task_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_id}/{self.step}/{self.assignment_id or self.store_task_id}"
+
+
+__all__ += ["ReminderKind", "ReminderLog", "ReminderStatus"]

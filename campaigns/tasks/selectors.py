@@ -102,3 +102,28 @@ def followup_customers(*, assignment: Assignment, viewer):
 
         return Customer.objects.none()
     return segment_queryset(rule=task.segment.rule, viewer=viewer).filter(staff_id=assignment.staff_id)
+
+
+# -- notifications, reminders, escalations (campaigns/tasks/notify.py) -------------------------------------------
+REMINDER_LOG_SHOWN = 50
+
+
+@dataclass(frozen=True)
+class ReminderLogView:
+    counts: list[tuple[str, str, int]]  # (kind label, status label, rows)
+    rows: list  # the latest REMINDER_LOG_SHOWN rows other than plain sent notices, newest first
+
+
+def task_reminder_log(*, task: Task, viewer) -> ReminderLogView:
+    """What was sent about a task, as the viewer may see it: counts per kind and state, and the latest
+    reminders, escalations and notices that did not go out (skipped, deferred, failed) with their reasons."""
+    from django.db.models import Count
+
+    from campaigns.tasks.models import ReminderKind, ReminderLog, ReminderStatus
+
+    logs = ReminderLog.objects.for_user(viewer).filter(task=task)
+    counts = [(str(ReminderKind(kind).label), str(ReminderStatus(status).label), n) for kind, status, n in
+              logs.order_by().values_list("kind", "status").annotate(n=Count("id")).order_by("kind", "status")]
+    rows = list(logs.exclude(kind=ReminderKind.NOTIFY, status=ReminderStatus.SENT)
+                .select_related("store", "assignment__staff").order_by("-created_at", "-id")[:REMINDER_LOG_SHOWN])
+    return ReminderLogView(counts=counts, rows=rows)

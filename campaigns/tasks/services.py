@@ -605,6 +605,40 @@ def task_cancel(*, task: Task, by, reason: str = "", source: str = EventSource.A
     return CancelResult(withdrawn=withdrawn, kept_done=kept)
 
 
+WITHDRAW_MATERIALS_SQL = """
+DELETE FROM campaigns_taskmaterial tm USING campaigns_task t, materials_material m
+WHERE tm.task_id = t.id AND m.id = tm.material_id AND tm.material_id = ANY(%(material_ids)s)
+  AND t.status IN ('draft', 'scheduled')
+RETURNING t.id, t.title, t.created_by_id, m.title
+"""
+
+
+def task_materials_withdraw(*, material_ids: Sequence[int], reason: str) -> int:
+    """Materials archived or expired leave the tasks not dispatched yet, and each task's author is told once.
+
+    Dispatched tasks keep the row (it records the version that went out); stores stop seeing the material
+    there because every page hands out usable materials only. Returns the attachments removed.
+    """
+    from stores.notices.services import notices_send
+
+    if not material_ids:
+        return 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(WITHDRAW_MATERIALS_SQL, {"material_ids": list(material_ids)})
+        removed = cursor.fetchall()
+        by_task: dict[tuple[int, str, int | None], list[str]] = {}
+        for task_id, task_title, author_id, material_title in removed:
+            by_task.setdefault((task_id, task_title, author_id), []).append(material_title)
+        why = _("已过期") if reason == "expired" else _("已归档")
+        for (task_id, task_title, author_id), titles in by_task.items():
+            if author_id:
+                notices_send(user_ids=[author_id], title=_("任务“%(task)s”撤下了素材") % {"task": task_title},
+                             body=_("素材%(why)s，已从这个未下发的任务中撤下：%(titles)s。如需附带素材，请重新选择。")
+                             % {"why": why, "titles": "、".join(titles)},
+                             link=f"/admin/campaigns/task/{task_id}/change/")
+    return len(removed)
+
+
 def tasks_redispatch_open(*, now: datetime | None = None) -> DispatchResult:
     """Beat: every dispatched task still before its deadline gets the stores that opened and the staff who
     joined since (the same two statements; what exists is left alone)."""

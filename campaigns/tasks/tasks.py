@@ -35,3 +35,12 @@ def assignments_overdue_task() -> int:
     from campaigns.tasks.services import assignments_overdue_mark
 
     return assignments_overdue_mark()
+
+
+@xiaoer_task(name="campaigns.tasks.rollups_reconcile")
+def task_rollups_reconcile_task() -> dict:
+    """Nightly: the kept rollup counts recounted from the assignments (campaigns/tasks/reconcile.py)."""
+    from campaigns.tasks.reconcile import task_rollups_reconcile
+
+    result = task_rollups_reconcile()
+    return {"tasks": result.tasks, "repaired": result.repaired, "removed": result.removed}

@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 
 from customers.models import AcquisitionDaily, Channel, Relationship
 from portal.errors import DomainError
+from portal.periods import MAX_PERIOD_DAYS, period_clean
 from stores.access.scoping import ScopeKind, UserScope, region_ids_with_descendants, user_scope
 from stores.models import Franchisee, Region, Staff, Store
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 DELETED_BY_CUSTOMER = Relationship.Status.DELETED_BY_CUSTOMER.value
 DELETED_BY_STAFF = Relationship.Status.DELETED_BY_STAFF.value
 GROUP_BYS = ("region", "franchisee", "store", "staff", "channel", "day")
-MAX_RANGE_DAYS = 366
+MAX_RANGE_DAYS = MAX_PERIOD_DAYS
 
 
 class DashboardError(DomainError):
@@ -248,16 +249,9 @@ def _labels(group_by: str, keys) -> dict:
 
 
 def acquisition_range_clean(*, date_from: date, date_to: date, today: date | None = None) -> tuple[date, date]:
-    """The range the dashboard may show: ordered, not in the future, at most a year."""
-    today = today or timezone.localdate()
-    if date_from > date_to:
-        raise DashboardError(_("开始日期不能晚于结束日期"))
-    if date_from > today:
-        raise DashboardError(_("开始日期不能晚于今天"))
-    date_to = min(date_to, today)
-    if (date_to - date_from).days + 1 > MAX_RANGE_DAYS:
-        raise DashboardError(_("日期范围最长 %(days)d 天") % {"days": MAX_RANGE_DAYS})
-    return date_from, date_to
+    """The range the dashboard may show: ordered, not in the future, at most a year (portal.periods)."""
+    return period_clean(date_from=date_from, date_to=date_to, today=today, max_days=MAX_RANGE_DAYS,
+                        error=DashboardError)
 
 
 def acquisition_figures(*, viewer: User, date_from: date, date_to: date, group_by: str,

@@ -30,7 +30,7 @@ from materials.library.services import (
     material_version_restore,
     materials_bulk_archive,
 )
-from portal.admin_base import ScopedAdmin, scoped
+from portal.admin_base import ScopedAdmin, UserFormMixin, scoped
 from portal.spreadsheets import SafeExportResource, SpreadsheetAdminMixin
 from portal.uploads import upload_size_validate
 from stores.access.scoping import user_scope
@@ -215,7 +215,7 @@ class UsableFilter(admin.SimpleListFilter):
 
 
 @admin.register(Material)
-class MaterialAdmin(SpreadsheetAdminMixin, ExportMixin, ScopedAdmin):
+class MaterialAdmin(UserFormMixin, SpreadsheetAdminMixin, ExportMixin, ScopedAdmin):
     form = MaterialForm
     resource_classes = [MaterialResource]
     list_display = ("thumb", "title", "kind", "status", "folder", "version_number", "window", "owner_franchisee",
@@ -237,16 +237,6 @@ class MaterialAdmin(SpreadsheetAdminMixin, ExportMixin, ScopedAdmin):
         (_("内容（保存即生成新版本）"), {"fields": ("upload", "text", "link_url", "link_title", "miniprogram_appid",
                                            "miniprogram_page", "layout", "attachments", "version_note")}),
     )
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form_class = super().get_form(request, obj, change, **kwargs)
-        user = request.user
-
-        class BoundForm(form_class):  # type: ignore[misc, valid-type]
-            def __init__(self, *args, **kw):
-                super().__init__(*args, user=user, **kw)
-
-        return BoundForm
 
     def get_fieldsets(self, request, obj=None):
         if user_scope(request.user).is_hq:

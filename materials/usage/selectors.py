@@ -20,6 +20,7 @@ from materials.library.models import Material, audience_reaches_q
 from materials.library.selectors import materials_usable
 from materials.usage.models import MaterialUse, MaterialUseDaily, UseAction
 from portal.errors import DomainError
+from portal.periods import MAX_PERIOD_DAYS, period_clean
 from stores.access.scoping import ScopeKind, region_ids_with_descendants, user_scope
 from stores.org.models import Region, Store
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from portal.models import User
 
 ACTIONS: tuple[str, ...] = tuple(UseAction.values)
-MAX_RANGE_DAYS = 366
+MAX_RANGE_DAYS = MAX_PERIOD_DAYS
 SUMMARY_DAYS = 30
 
 
@@ -78,16 +79,8 @@ class UsageRow:
 
 
 def usage_range_clean(*, date_from: date, date_to: date, today: date | None = None) -> tuple[date, date]:
-    """The period the analytics may show: ordered, not starting in the future, at most a year."""
-    today = today or timezone.localdate()
-    if date_from > date_to:
-        raise UsageError(_("开始日期不能晚于结束日期"))
-    if date_from > today:
-        raise UsageError(_("开始日期不能晚于今天"))
-    date_to = min(date_to, today)
-    if (date_to - date_from).days + 1 > MAX_RANGE_DAYS:
-        raise UsageError(_("日期范围最长 %(days)d 天") % {"days": MAX_RANGE_DAYS})
-    return date_from, date_to
+    """The period the analytics may show: ordered, not in the future, at most a year (portal.periods)."""
+    return period_clean(date_from=date_from, date_to=date_to, today=today, max_days=MAX_RANGE_DAYS, error=UsageError)
 
 
 def _sums() -> dict[str, Sum]:

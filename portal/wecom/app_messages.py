@@ -298,6 +298,10 @@ def app_message_send(*, userids: list[str], message: AppMessage, purpose: str, k
         raise AppMessageInvalid(_("发送应用消息需要幂等键"))
     result = AppSendResult()
     wanted = _unique(userids)
+    if message.msgtype == "template_card" and len(wanted) > BATCH_SIZE:
+        # A card's task_id is single-use: a second batch would carry it again and WeCom refuses that.
+        raise AppMessageInvalid(_("一张模板卡片最多发给 %(n)d 人，请按人数分批并为每批生成新的卡片")
+                                % {"n": BATCH_SIZE})
     done = set(AppMessageReceipt.objects.filter(key=key, userid__in=wanted).values_list("userid", flat=True))
     result.skipped = [u for u in wanted if u in done]
     reservation, result.deferred = _budget_reserve([u for u in wanted if u not in done])

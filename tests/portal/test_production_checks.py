@@ -29,7 +29,7 @@ AES_KEY = base64.b64encode(bytes(range(32))).decode().rstrip("=")  # 43 characte
 PRODUCTION_SETTINGS = {
     "XIAOER_DEMO": False, "DEBUG": False, "WECOM_SANDBOX": False,
     "SECRET_KEY": STRONG_SECRET_KEY, "MEMBER_MOBILE_HASH_KEY": "m" + "7Hq2Lx9Vd4Kp1Ws8Zc3Nb6Rt0Yf5Gj2E",
-    "ALLOWED_HOSTS": ["xiaoer.example.com"],
+    "ALLOWED_HOSTS": ["xiaoer.example.com"], "XIAOER_PUBLIC_URL": "https://xiaoer.example.com",
     "WECOM_CORP_ID": "ww0123456789abcdef", "WECOM_SECRET": "real-app-secret-0123456789",
     "WECOM_CONTACT_SECRET": "real-contact-secret-0123456789", "WECOM_AGENT_ID": "1000005",
     "WECOM_TOKEN": "RealCallbackToken2026", "WECOM_AES_KEY": AES_KEY,
@@ -38,7 +38,8 @@ PRODUCTION_SETTINGS = {
 # The same, as the environment an operator gives (production mode is what you get without XIAOER_DEMO).
 PRODUCTION_ENV = {
     "DJANGO_SECRET_KEY": STRONG_SECRET_KEY, "MEMBER_MOBILE_HASH_KEY": PRODUCTION_SETTINGS["MEMBER_MOBILE_HASH_KEY"],
-    "DJANGO_ALLOWED_HOSTS": "xiaoer.example.com", "DATABASE_URL": "postgresql://xiaoer@db.example.invalid/xiaoer",
+    "DJANGO_ALLOWED_HOSTS": "xiaoer.example.com", "XIAOER_PUBLIC_URL": "https://xiaoer.example.com",
+    "DATABASE_URL": "postgresql://xiaoer@db.example.invalid/xiaoer",
     "REDIS_URL": "redis://redis.example.invalid:6379/0",
     **{name: PRODUCTION_SETTINGS[name] for name in ("WECOM_CORP_ID", "WECOM_SECRET", "WECOM_CONTACT_SECRET",
                                                     "WECOM_AGENT_ID", "WECOM_TOKEN", "WECOM_AES_KEY")},
@@ -99,6 +100,11 @@ def test_production_refuses_debug():
 @pytest.mark.parametrize("hosts", [[], ["127.0.0.1", "localhost", "testserver"], ["[::1]"]])
 def test_production_refuses_allowed_hosts_without_a_real_host_name(hosts):
     assert "xiaoer.E004" in _ids(ALLOWED_HOSTS=hosts)
+
+
+@pytest.mark.parametrize("url", ["", "http://xiaoer.example.com", "https://127.0.0.1:8000", "https://localhost"])
+def test_production_refuses_app_message_links_that_phones_cannot_open_safely(url):
+    assert "xiaoer.E006" in _ids(XIAOER_PUBLIC_URL=url)
 
 
 @pytest.mark.parametrize(("name", "check_id"), [("WECOM_CORP_ID", "xiaoer.E010"), ("WECOM_SECRET", "xiaoer.E011"),
@@ -199,7 +205,7 @@ def test_check_deploy_is_clean_with_production_settings():
 def test_check_deploy_refuses_a_production_start_with_nothing_configured():
     result = _run("manage.py", "check", "--deploy", env=production_env())
     assert result.returncode != 0
-    for check_id in ("E001", "E002", "E004", "E005", "E010", "E011", "E013", "E014", "E017"):
+    for check_id in ("E001", "E002", "E004", "E005", "E006", "E010", "E011", "E013", "E014", "E017"):
         assert f"xiaoer.{check_id}" in result.stderr, check_id
 
 

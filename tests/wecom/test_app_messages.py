@@ -206,6 +206,16 @@ def test_a_card_sent_returns_its_response_code(team):
     assert AppMessageReceipt.objects.get(key="k").response_code == result.response_codes[0]
 
 
+def test_a_card_for_more_recipients_than_one_call_takes_is_refused_before_anything_is_sent(team):
+    card = app_message_card_buttons(title="新任务", description="今天完成", task_id="task-big",
+                                    buttons=[CardButton(key="confirm", text="收到")], url="tasks/1/")
+
+    with pytest.raises(AppMessageInvalid, match="最多发给 1000 人"):
+        app_message_send(userids=[f"m{n}" for n in range(1001)], message=card, purpose="test", key="big")
+
+    assert not AppMessageReceipt.objects.filter(key="big").exists()
+
+
 # -- template_card_event ----------------------------------------------------------------------------------------------
 def test_the_click_event_parses_nested_selected_items():
     xml = event_xml("template_card_event", EventKey="submit", TaskId="vote-1", CardType="vote_interaction",

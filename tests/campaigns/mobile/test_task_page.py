@@ -384,13 +384,13 @@ def test_staff_cannot_excuse_anyone(client, staff_of_a, display_task, org):
     assert Assignment.objects.get(pk=own.pk).status == "pending"
 
 
-def test_a_nudge_is_recorded_once_for_a_double_tap_and_says_no_message_was_sent(client, store_manager_of_a,
-                                                                              display_task, org):
+def test_a_nudge_is_recorded_once_for_a_double_tap_and_queued_to_the_guide_in_wecom(client, store_manager_of_a,
+                                                                                  display_task, org):
     guide = mine(display_task, org.guide_a)
     client.force_login(store_manager_of_a)
     first = post(client, "task_nudge", guide).content.decode()
     second = post(client, "task_nudge", guide).content.decode()
-    assert "已记录对李导购的催办（未发送企业微信消息）" in first
+    assert "企业微信消息已发出" in first
     assert "刚刚已经催过李导购了" in second
     assert AuditEvent.objects.filter(action="assignment.nudge", target_ids__contains=[guide.pk]).count() == 1
 
