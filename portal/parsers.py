@@ -108,3 +108,12 @@ def text_check(text: str, *, label: str, max_length: int) -> str:
     if len(text) > max_length:
         raise ValueInvalid(_("%(label)s超过 %(max)d 个字符") % {"label": label, "max": max_length})
     return text
+
+
+def id_param(value) -> int | None:
+    """A database id from a query string or form (``?customer=12``): a positive int4, else None (ignored)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number < 2**31 else None

@@ -29,6 +29,7 @@ from materials.library.scripts import ScriptContext, script_fill
 from materials.library.selectors import material_usable_get, materials_usable
 from materials.library.storage import file_response
 from materials.usage.services import material_use_record
+from portal.parsers import id_param
 from stores.access.scoping import user_scope
 from stores.org.models import Staff, Store
 
@@ -56,14 +57,6 @@ def _viewer(request) -> Viewer:
             return Viewer(staff=staff, store=staff.store)
     store = Store.objects.filter(pk=scope.store_id).first() if scope.store_id else None
     return Viewer(staff=None, store=store)
-
-
-def _int(value) -> int | None:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return None
-    return number if 0 < number < 2**31 else None
 
 
 def _material(request, pk: int) -> Material:
@@ -100,12 +93,12 @@ def materials_list(request):
     without counting (one row more than a page says whether there is a next one)."""
     kind = request.GET.get("kind", "")
     kind = kind if kind in MaterialKind.values else ""
-    folder_id, tag_id = _int(request.GET.get("folder")), _int(request.GET.get("tag"))
+    folder_id, tag_id = id_param(request.GET.get("folder")), id_param(request.GET.get("tag"))
     folder = Folder.objects.for_user(request.user).filter(pk=folder_id).first() if folder_id else None
     tag = MaterialTag.objects.for_user(request.user).filter(pk=tag_id).first() if tag_id else None
     search = request.GET.get("q", "").strip()[:SEARCH_MAX]
-    page = _int(request.GET.get("page")) or 1
-    customer = _int(request.GET.get("customer"))
+    page = id_param(request.GET.get("page")) or 1
+    customer = id_param(request.GET.get("customer"))
     materials = materials_usable(viewer=request.user, kind=kind or None, search=search, folder=folder,
                                  tag_id=tag.pk if tag else None).order_by("-updated_at", "-id")
     rows = list(materials[(page - 1) * PAGE_SIZE:page * PAGE_SIZE + 1])
@@ -152,7 +145,7 @@ def material_detail(request, pk: int):
     assert version is not None
     viewer = _viewer(request)
     customer_name = ""
-    customer_id = _int(request.GET.get("customer"))
+    customer_id = id_param(request.GET.get("customer"))
     if customer_id and material.kind in TEXT_KINDS:
         customer_name = customer_address_for(viewer=request.user, customer_id=customer_id, staff=viewer.staff)
     script = ""

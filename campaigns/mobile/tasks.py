@@ -37,18 +37,11 @@ from campaigns.tasks.services import (
 )
 from materials.library.storage import file_response
 from portal.errors import DomainError
+from portal.parsers import id_param
 
 EXCUSE_REASONS = {"leave": gettext_lazy("请假"), "store_closed": gettext_lazy("门店停业"),
                   "other": gettext_lazy("其他")}
 NOTE_MAX = 100
-
-
-def _int(value) -> int | None:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return None
-    return number if 0 < number < 2**31 else None
 
 
 def _assignment(request, pk: int) -> Assignment:
@@ -116,7 +109,7 @@ def task_done(request, pk: int):
 def task_tick(request, pk: int):
     """Tick (``ticked=1``) or untick (``ticked=0``) one checklist item of the task."""
     assignment = _assignment(request, pk)
-    item_id = _int(request.POST.get("item"))
+    item_id = id_param(request.POST.get("item"))
     item = ChecklistItem.objects.filter(task_id=assignment.task_id, pk=item_id).first() if item_id else None
 
     def work() -> None:
@@ -135,7 +128,7 @@ def task_photo(request, pk: int):
     engine (evidence_add): type by content, size, pixels, HEIC converted; refused, nothing is stored."""
     assignment = _assignment(request, pk)
     upload = request.FILES.get("photo")
-    item_id = _int(request.POST.get("item"))
+    item_id = id_param(request.POST.get("item"))
     item = ChecklistItem.objects.filter(task_id=assignment.task_id, pk=item_id).first() if item_id else None
 
     def work() -> str:
@@ -157,7 +150,7 @@ def task_followup(request, pk: int):
     from customers.models import Customer
 
     assignment = _assignment(request, pk)
-    customer_id = _int(request.POST.get("customer"))
+    customer_id = id_param(request.POST.get("customer"))
     customer = Customer.objects.for_user(request.user).filter(pk=customer_id).first() if customer_id else None
 
     def work() -> str:
@@ -172,7 +165,7 @@ def task_followup(request, pk: int):
 
 def _back(request, target: Assignment) -> int | None:
     """The manager's page the action came from (an assignment of the same store task they may see), if any."""
-    back = _int(request.POST.get("back"))
+    back = id_param(request.POST.get("back"))
     if back is None or back == target.pk:
         return None
     origin = assignment_for_page(viewer=request.user, pk=back)

@@ -52,7 +52,7 @@ from campaigns.tasks.rollups import (
 )
 from portal.admin_base import scoped
 from portal.charts import Chart, Series
-from portal.spreadsheets import workbook_bytes
+from portal.spreadsheets import sheets_workbook_bytes
 from stores.org.models import Franchisee, Region, Store
 
 DISPLAY_LIMIT = 100  # rows of a level rendered in the page (the rest is in the export: rendering is the cost)
@@ -163,9 +163,6 @@ def _drill_url(base: str, query: dict, level: str, row: RollupRow) -> str | None
 
 def rollup_workbook(figures: dict[str, Any], *, filters_text: list[tuple[str, str]]) -> bytes:
     """The page's tables, each on its own sheet, exactly as shown (all rows), as .xlsx."""
-    from openpyxl import Workbook
-
-    book = Workbook()
     columns = count_columns()
     sheets: list[tuple[str, list[str], list[list]]] = [
         (_("汇总"), [_("范围"), *columns], [[str(figures["subject"]), *figures["total"].cells()]])]
@@ -177,25 +174,13 @@ def rollup_workbook(figures: dict[str, Any], *, filters_text: list[tuple[str, st
                        [[r.rank, r.row.label, r.row.note, *r.row.counts.cells()] for r in board]))
     sheets.append((_("每日完成"), [_("日期"), _("当日完成"), _("累计完成")],
                    [[d.day.isoformat(), d.done, d.cumulative] for d in figures["days"]]))
-    _sheets_write(book, sheets, filters_text)
-    return workbook_bytes(book)  # titles, store and staff names never run as formulas
+    return sheets_workbook_bytes(sheets=sheets, filters_text=filters_text, first_column_width=28)
 
 
-def _sheets_write(book, sheets, filters_text) -> None:
-    from openpyxl.styles import Font
-
-    for index, (title, header, rows) in enumerate(sheets):
-        sheet = book.active if index == 0 else book.create_sheet()
-        sheet.title = title
-        sheet.append(header)
-        for row in rows:
-            sheet.append(row)
-        for cell in sheet[1]:
-            cell.font = Font(bold=True)
-        sheet.column_dimensions["A"].width = 28
-    about = book.create_sheet(_("筛选条件"))
-    for label, value in filters_text:
-        about.append([label, value])
+def dashboard_form_data(request) -> dict:
+    today = timezone.localdate()
+    defaults = {"date_from": (today - timedelta(days=DEFAULT_DAYS_BACK)).isoformat(), "date_to": today.isoformat()}
+    return {**defaults, **{key: value for key, value in request.GET.items() if value != ""}}
 
 
 class DashboardForm(forms.Form):
@@ -227,12 +212,6 @@ class DashboardForm(forms.Form):
                                 region_id=data["region"].pk if data["region"] else None)
 
 
-def dashboard_form_data(request) -> dict:
-    today = timezone.localdate()
-    defaults = {"date_from": (today - timedelta(days=DEFAULT_DAYS_BACK)).isoformat(), "date_to": today.isoformat()}
-    return {**defaults, **{key: value for key, value in request.GET.items() if value != ""}}
-
-
 def dashboard_figures(*, viewer, form: DashboardForm) -> dict[str, Any]:
     filters = form.filters()
     figures = dashboard(viewer=viewer, filters=filters)
@@ -240,9 +219,6 @@ def dashboard_figures(*, viewer, form: DashboardForm) -> dict[str, Any]:
 
 
 def dashboard_workbook(figures: dict[str, Any], *, filters_text: list[tuple[str, str]]) -> bytes:
-    from openpyxl import Workbook
-
-    book = Workbook()
     columns = count_columns()
     sheets = [
         (_("任务"), [_("任务"), _("活动"), _("截止时间"), *columns],
@@ -251,8 +227,7 @@ def dashboard_workbook(figures: dict[str, Any], *, filters_text: list[tuple[str,
         (_("区域"), [_("区域"), _("上级区域"), *columns],
          [[row.label, row.note, *row.counts.cells()] for row in figures["regions"]]),
     ]
-    _sheets_write(book, sheets, filters_text)
-    return workbook_bytes(book)
+    return sheets_workbook_bytes(sheets=sheets, filters_text=filters_text, first_column_width=28)
 
 
 def _xlsx_response(content: bytes, filename: str) -> HttpResponse:

@@ -46,7 +46,7 @@ from materials.usage.selectors import (
 from materials.usage.services import material_uses_queued
 from portal.admin_base import ReadOnlyAdminMixin, ScopedAdmin, scoped
 from portal.charts import Chart, Series
-from portal.spreadsheets import workbook_bytes
+from portal.spreadsheets import sheets_workbook_bytes
 from stores.org.models import Region, Store
 
 DEFAULT_DAYS_BACK = 30
@@ -138,10 +138,6 @@ def usage_figures(*, viewer, form: UsageForm) -> dict[str, Any]:
 
 def workbook_build(figures: dict[str, Any], *, filters_text: list[tuple[str, str]]) -> bytes:
     """The page's tables, each on its own sheet, exactly as shown (all rows) as .xlsx."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
-    book = Workbook()
     sheets = [
         (_("按日"), [_("日期"), *action_columns()], rows_cells(figures["days"])),
         (_("素材排行"), [_("素材"), _("类型"), *action_columns()], rows_cells(figures["top"], with_note=True)),
@@ -149,19 +145,7 @@ def workbook_build(figures: dict[str, Any], *, filters_text: list[tuple[str, str
         (_("门店"), [_("门店"), *action_columns()], rows_cells(figures["stores"])),
         (_("未使用素材"), [_("编号"), _("素材"), _("类型")], [list(row) for row in figures["unused"]]),
     ]
-    for index, (title, header, rows) in enumerate(sheets):
-        sheet = book.active if index == 0 else book.create_sheet()
-        sheet.title = title
-        sheet.append(header)
-        for row in rows:
-            sheet.append(row)
-        for cell in sheet[1]:
-            cell.font = Font(bold=True)
-        sheet.column_dimensions["A"].width = 32
-    about = book.create_sheet(_("筛选条件"))
-    for label, value in filters_text:
-        about.append([label, value])
-    return workbook_bytes(book)  # titles and store names never run as formulas
+    return sheets_workbook_bytes(sheets=sheets, filters_text=filters_text, first_column_width=32)
 
 
 def material_usage_context(request, material: Material) -> dict[str, Any]:
