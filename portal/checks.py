@@ -51,11 +51,12 @@ def _wecom_hint() -> str:
         "hint": DEMO_HINT}
 
 
-def _secret_problems() -> list[CheckMessage]:
+def _secret_problems(*, missing: bool) -> list[CheckMessage]:
     problems: list[CheckMessage] = []
     secret_key = _setting("SECRET_KEY")
     if not secret_key:
-        problems.append(Error(_("DJANGO_SECRET_KEY 未设置。"), hint=_production_hint(), id="xiaoer.E001"))
+        if missing:
+            problems.append(Error(_("DJANGO_SECRET_KEY 未设置。"), hint=_production_hint(), id="xiaoer.E001"))
     elif (secret_key == dev_defaults.SECRET_KEY or secret_key.startswith(("django-insecure", "dev-only"))
           or len(secret_key) < SECRET_KEY_MIN_LENGTH or len(set(secret_key)) < 5):
         problems.append(Error(
@@ -64,7 +65,8 @@ def _secret_problems() -> list[CheckMessage]:
             hint=_("生成一个：python -c 'import secrets; print(secrets.token_urlsafe(64))'"), id="xiaoer.E001"))
     hash_key = _setting("MEMBER_MOBILE_HASH_KEY")
     if not hash_key:
-        problems.append(Error(_("MEMBER_MOBILE_HASH_KEY 未设置。"), hint=_production_hint(), id="xiaoer.E002"))
+        if missing:
+            problems.append(Error(_("MEMBER_MOBILE_HASH_KEY 未设置。"), hint=_production_hint(), id="xiaoer.E002"))
     elif hash_key == dev_defaults.MEMBER_MOBILE_HASH_KEY or len(hash_key) < MOBILE_HASH_KEY_MIN_LENGTH:
         problems.append(Error(
             _("MEMBER_MOBILE_HASH_KEY 是公开的开发默认值或太短（至少 %(length)s 个字符）：会员手机号的哈希可被穷举。")
@@ -73,23 +75,26 @@ def _secret_problems() -> list[CheckMessage]:
     return problems
 
 
-def _mode_problems() -> list[CheckMessage]:
+def _mode_problems(*, missing: bool) -> list[CheckMessage]:
+    """``missing=False`` leaves out what is merely not given yet (code-only commands run without it); a value
+    given but unsafe (DEBUG on, loopback hosts, a plain-http public address) is refused either way."""
     problems: list[CheckMessage] = []
     if settings.DEBUG:
         problems.append(Error(_("生产模式下开启了 DEBUG（DJANGO_DEBUG）。"),
                               hint=_("生产环境关闭 DEBUG；开发或演示请设置 %(hint)s。") % {"hint": DEMO_HINT},
                               id="xiaoer.E003"))
     hosts = [host.lower() for host in settings.ALLOWED_HOSTS]
-    if not hosts or all(host in dev_defaults.DEV_HOSTS for host in hosts):
+    if (missing or hosts) and (not hosts or all(host in dev_defaults.DEV_HOSTS for host in hosts)):
         problems.append(Error(_("DJANGO_ALLOWED_HOSTS 未设置或只含本机地址。"),
                               hint=_("设置为门户对外的域名，例如 xiaoer.example.com。"), id="xiaoer.E004"))
     public = urlparse(settings.XIAOER_PUBLIC_URL or "")
-    if public.scheme != "https" or not public.hostname or _is_loopback(public.hostname):
+    unsafe = public.scheme != "https" or not public.hostname or _is_loopback(public.hostname)
+    if (missing or settings.XIAOER_PUBLIC_URL) and unsafe:
         problems.append(Error(_("XIAOER_PUBLIC_URL 未设置，或不是对外的 https 地址。"),
                               hint=_("应用消息里的链接指向它（员工手机打开的移动端），例如 https://xiaoer.example.com。"),
                               id="xiaoer.E006"))
     engine = settings.DATABASES.get("default", {}).get("ENGINE", "")
-    if not engine or engine.endswith(".dummy"):
+    if missing and (not engine or engine.endswith(".dummy")):
         problems.append(Error(_("DATABASE_URL 未设置：生产模式不使用内嵌的开发数据库。"),
                               hint=_production_hint(), id="xiaoer.E005"))
     return problems
@@ -157,7 +162,7 @@ def production_settings_check(app_configs=None, *, missing: bool = True, **kwarg
     problems = _aes_key_problems()
     production = not settings.XIAOER_DEMO
     if production:
-        problems += _secret_problems() + _mode_problems()
+        problems += _secret_problems(missing=missing) + _mode_problems(missing=missing)
     if production or not settings.WECOM_SANDBOX:
         problems += _wecom_problems(production=production, missing=missing)
     return problems

@@ -202,6 +202,18 @@ def test_check_deploy_is_clean_with_production_settings():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_code_only_commands_run_in_production_mode_with_nothing_configured_yet():
+    result = _run("manage.py", "makemigrations", "--check", "--dry-run", env=production_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_code_only_commands_still_refuse_a_value_given_but_unsafe():
+    result = _run("manage.py", "makemigrations", "--check", "--dry-run",
+                  env=production_env(XIAOER_PUBLIC_URL="http://127.0.0.1:8000", DJANGO_ALLOWED_HOSTS="localhost"))
+    assert result.returncode != 0
+    assert "xiaoer.E006" in result.stderr and "xiaoer.E004" in result.stderr
+
+
 def test_check_deploy_refuses_a_production_start_with_nothing_configured():
     result = _run("manage.py", "check", "--deploy", env=production_env())
     assert result.returncode != 0
