@@ -10,7 +10,6 @@ one answers 404 on every route, exactly as an id that does not exist.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth.decorators import login_required
@@ -23,6 +22,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
+from campaigns.mobile.selectors import PhoneViewer, phone_viewer
 from customers.contacts.selectors import customer_address_for
 from materials.library.models import Folder, Material, MaterialKind, MaterialTag, MaterialVersion
 from materials.library.scripts import ScriptContext, script_fill
@@ -30,8 +30,6 @@ from materials.library.selectors import material_usable_get, materials_usable
 from materials.library.storage import file_response
 from materials.usage.services import material_use_record
 from portal.parsers import id_param
-from stores.access.scoping import user_scope
-from stores.org.models import Staff, Store
 
 PAGE_SIZE = 20
 SEARCH_MAX = 64
@@ -41,22 +39,8 @@ INLINE_MIMES = ("image/", "video/")
 EXPIRY_SOON_DAYS = 30
 
 
-@dataclass(frozen=True)
-class Viewer:
-    """The staff member and store the viewer acts as on the phone (an HQ or region login has neither)."""
-
-    staff: Staff | None
-    store: Store | None
-
-
-def _viewer(request) -> Viewer:
-    scope = user_scope(request.user)
-    if scope.staff_id:
-        staff = Staff.objects.select_related("store").filter(pk=scope.staff_id, status=Staff.Status.ACTIVE).first()
-        if staff is not None:
-            return Viewer(staff=staff, store=staff.store)
-    store = Store.objects.filter(pk=scope.store_id).first() if scope.store_id else None
-    return Viewer(staff=None, store=store)
+def _viewer(request) -> PhoneViewer:
+    return phone_viewer(user=request.user)
 
 
 def _material(request, pk: int) -> Material:
@@ -66,7 +50,7 @@ def _material(request, pk: int) -> Material:
         raise Http404 from exc
 
 
-def _record(request, material: Material, action: str, viewer: Viewer | None = None) -> None:
+def _record(request, material: Material, action: str, viewer: PhoneViewer | None = None) -> None:
     viewer = viewer or _viewer(request)
     assert material.current_version_id is not None  # usable materials have one
     material_use_record(material_id=material.pk, version_id=material.current_version_id,

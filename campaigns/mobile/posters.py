@@ -13,6 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.views.decorators.http import require_GET
 
+from campaigns.mobile.selectors import phone_viewer
 from materials.library.models import Material, MaterialKind
 from materials.library.selectors import material_usable_get
 from materials.library.storage import file_response
@@ -20,20 +21,6 @@ from materials.posters.services import poster_for
 from materials.usage.models import UseAction
 from materials.usage.services import material_use_record
 from portal.errors import DomainError
-from stores.access.scoping import user_scope
-from stores.org.models import Staff, Store
-
-
-def _viewer_staff_store(user) -> tuple[Staff | None, Store | None]:
-    """The viewer's own staff member and store (an active member of an open store); (None, store) for a store
-    login without a member; (None, None) for a viewer who has no store of their own (HQ, region, franchisee)."""
-    scope = user_scope(user)
-    if scope.staff_id and scope.store_id:
-        staff = Staff.objects.active().select_related("store").filter(pk=scope.staff_id, store_id=scope.store_id,
-                                                                       store__status=Store.Status.OPEN).first()
-        return (staff, staff.store) if staff is not None and staff.store is not None else (None, None)
-    store = Store.objects.open().filter(pk=scope.store_id).first() if scope.store_id else None
-    return None, store
 
 
 @login_required
@@ -45,7 +32,8 @@ def material_poster(request, pk: int):
         raise Http404 from exc
     if material.kind != MaterialKind.POSTER_TEMPLATE:
         raise Http404
-    staff, store = _viewer_staff_store(request.user)
+    viewer = phone_viewer(user=request.user)
+    staff, store = viewer.staff, viewer.store
     if store is None:
         raise Http404
     try:

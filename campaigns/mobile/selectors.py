@@ -34,12 +34,32 @@ from campaigns.tasks.models import (
 )
 from campaigns.tasks.selectors import assignment_text, deadline_text, followup_customers
 from stores.access.scoping import ScopeKind, user_scope
+from stores.org.models import Staff, Store
 
 HOME_LIMIT = 30
 STORE_TASKS_LIMIT = 20
 STORE_TASKS_RECENT_DAYS = 7
 FOLLOWUPS_LIMIT = 200
 NOT_COUNTED = (AssignmentStatus.EXCUSED, AssignmentStatus.WITHDRAWN)  # left out of done/total
+
+
+@dataclass(frozen=True)
+class PhoneViewer:
+    """Whom the viewer acts as on the phone: their own member and store (an active member of an open store),
+    a store without a member (a store login), or neither (HQ, region, franchisee logins)."""
+
+    staff: Staff | None
+    store: Store | None
+
+
+def phone_viewer(*, user) -> PhoneViewer:
+    scope = user_scope(user)
+    if scope.staff_id and scope.store_id:
+        staff = (Staff.objects.active().select_related("store")
+                 .filter(pk=scope.staff_id, store_id=scope.store_id, store__status=Store.Status.OPEN).first())
+        return PhoneViewer(staff=staff, store=staff.store) if staff is not None else PhoneViewer(None, None)
+    store = Store.objects.open().filter(pk=scope.store_id).first() if scope.store_id else None
+    return PhoneViewer(staff=None, store=store)
 
 
 def viewer_supervises(user) -> bool:
